@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Install resnest_mm and the OpenMMLab stack into the active Python environment.
+#
+# Idempotent: each step checks first and does nothing when it is already done,
+# so a second run takes seconds. The pinned stack (see README "Environment"):
+#   torch 2.14.1 + torchvision 0.29.1, mmcv 2.1.0 (built here with its compiled
+#   ops), mmengine 0.10.7, mmdet 3.3.0, mmsegmentation 1.2.2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH=2.14.1
+TORCHVISION=0.29.1
+MMCV=2.1.0
+PY=${PYTHON:-python}
+PIP="$PY -m pip --disable-pip-version-check"
+log() { printf '[install] %s\n' "$*"; }
+
+# True when every "name==version" given is installed at exactly that version.
+have() {
+  "$PY" - "$@" <<'PYEOF'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+for spec in sys.argv[1:]:
+    name, wanted = spec.split('==')
+    try:
+        found = version(name)
+    except PackageNotFoundError:
+        sys.exit(1)
+    if found.split('+')[0] != wanted:
+        sys.exit(1)
+PYEOF
+}
+
+# mmcv works when its compiled ops load against the installed torch and run.
+mmcv_works() {
+  "$PY" - <<'PYEOF' >/dev/null 2>&1
+import torch
+from mmcv.ops import nms, roi_align
+boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]])
+keep = nms(boxes, torch.tensor([0.9, 0.8]), 0.5)[1]
+assert keep.tolist() == [0]
+out = roi_align(torch.ones(1, 1, 8, 8), torch.tensor([[0., 0., 0., 4., 4.]]),
+                (2, 2), 1.0, 0, 'avg', True)
+assert out.shape == (1, 1, 2, 2)
+PYEOF
+}
+
+# Build tools: torch's extension builder wants setuptools >= 77, and mmengine
+# 0.10.7 / mmcv 2.1.0 still import pkg_resources (removed in setuptools 81).
+"$PY" -c "import pkg_resources, setuptools, ninja, wheel, sys; \
+v = tuple(map(int, setuptools.__version__.split('.')[:2])); \
+sys.exit(not (77, 0) <= v < (81, 0))" 2>/dev/null \
+  || { log 'build tools'; $PIP install -q 'setuptools>=77,<81' wheel ninja; }
+
+if ! have "torch==$TORCH" "torchvision==$TORCHVISION"; then
+  log "torch $TORCH + torchvision $TORCHVISION"
+  $PIP install -q "torch==$TORCH" "torchvision==$TORCHVISION"
+fi
+
+if ! have "mmcv==$MMCV" || ! mmcv_works; then
+  log "building mmcv $MMCV with compiled ops (several minutes)"
+  build=$(mktemp -d)
+  $PIP download -q --no-deps --no-binary :all: --no-build-isolation \
+    -d "$build" "mmcv==$MMCV"
+  tar -xzf "$build/mmcv-$MMCV.tar.gz" -C "$build"
+  # torch >= 2.10's headers need C++20; mmcv 2.1.0 hard-codes -std=c++17.
+  sed -i "s/-std=c++17/-std=c++20/" "$build/mmcv-$MMCV/setup.py"
+  MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} $PIP install -q \
+    --no-build-isolation --no-cache-dir --force-reinstall --no-deps \
+    "$build/mmcv-$MMCV"
+  rm -rf "$build"
+  mmcv_works || { echo 'mmcv.ops still fails after the build' >&2; exit 1; }
+fi
+
+if ! have mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 resnest==0.0.5 \
+    || ! "$PY" -c 'import ftfy, regex, pytest, mmcv.cnn' 2>/dev/null; then
+  log 'mmengine, mmdet, mmsegmentation and test dependencies'
+  # mmseg 1.2.2 imports ftfy and regex without declaring them.
+  $PIP install -q mmengine==0.10.7 "mmcv==$MMCV" mmdet==3.3.0 \
+    mmsegmentation==1.2.2 ftfy regex pytest resnest==0.0.5
+fi
+
+# Editable install of this checkout (looked up from outside it, so the
+# current directory cannot stand in for an install).
+installed_at=$(cd / && "$PY" -c 'import os, resnest_mm; print(os.path.dirname(os.path.dirname(os.path.abspath(resnest_mm.__file__))))' 2>/dev/null || true)
+if [ "$installed_at" != "$PWD" ]; then
+  log 'resnest_mm (editable)'
+  $PIP install -q --no-build-isolation --no-deps -e .
+fi
+log "ready: $("$PY" -c 'from importlib.metadata import version as v; print(", ".join(f"{p} {v(p)}" for p in ("torch", "mmcv", "mmengine", "mmdet", "mmsegmentation", "resnest_mm")))')"
