@@ -25,9 +25,16 @@ except ImportError:  # numpy 1.x
     from numpy.core.multiarray import _reconstruct, scalar
 
 
+#: The statistics methods HistoryBuffer defines itself. Its
+#: ``_statistics_methods`` table only lists them once some buffer has been
+#: created, which a process that only loads a checkpoint has not done.
+HISTORY_BUFFER_STATISTICS = ('current', 'max', 'mean', 'min')
+
+
 def history_buffer_getattr(obj: Any, name: str) -> Callable:
     """``getattr`` restricted to ``HistoryBuffer``'s statistics methods."""
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    if obj is HistoryBuffer and (name in HISTORY_BUFFER_STATISTICS or
+                                 name in HistoryBuffer._statistics_methods):
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'getattr({obj!r}, {name!r}) in a weights_only checkpoint is refused: '

@@ -115,19 +115,36 @@ def test_getattr_resolves_only_history_buffer_statistics(tmp_path):
             torch.load(path, weights_only=True)
 
 
+def _load_in_fresh_interpreter(path, import_first):
+    """``torch.load`` in a new process: no HistoryBuffer exists there yet."""
+    code = textwrap.dedent(f'''
+        {'import resnest_mm' if import_first else ''}
+        import torch
+        try:
+            torch.load({str(path)!r})
+            print('LOADED')
+        except Exception as e:
+            print('REJECTED', type(e).__name__, e)
+    ''')
+    return subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_runner_checkpoint_loads_in_a_fresh_process(tmp_path):
+    """What --resume does in a new run, before any HistoryBuffer exists."""
+    try:
+        _runner(tmp_path, False, [InterruptAfter(3)]).train()
+    except KeyboardInterrupt:
+        pass
+    out = _load_in_fresh_interpreter(tmp_path / 'iter_2.pth', True)
+    assert out.startswith('LOADED'), out
+
+
 def test_without_the_allow_list_resume_fails(tmp_path):
     """The failure this module fixes, reproduced in a clean interpreter."""
     try:
         _runner(tmp_path, False, [InterruptAfter(3)]).train()
     except KeyboardInterrupt:
         pass
-    code = textwrap.dedent(f'''
-        import torch
-        try:
-            torch.load({str(tmp_path / 'iter_2.pth')!r})
-        except Exception as e:
-            print('REJECTED', type(e).__name__)
-    ''')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                         text=True, check=True).stdout
-    assert 'REJECTED' in out
+    out = _load_in_fresh_interpreter(tmp_path / 'iter_2.pth', False)
+    assert out.startswith('REJECTED'), out
