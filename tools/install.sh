@@ -57,6 +57,16 @@ if ! have "torch==$TORCH" "torchvision==$TORCHVISION"; then
   $PIP install -q "torch==$TORCH" "torchvision==$TORCHVISION"
 fi
 
+# mmcv is built with --no-deps (pip must not touch torch), so its runtime
+# dependencies come first: mmengine (which brings opencv-python) and the rest
+# of mmcv's requirements/runtime.txt. The build check below imports them.
+if ! have mmengine==0.10.7 \
+    || ! "$PY" -c 'import addict, cv2, packaging, PIL, yaml, yapf' 2>/dev/null; then
+  log "mmengine 0.10.7 and mmcv's runtime dependencies"
+  $PIP install -q mmengine==0.10.7 addict numpy packaging Pillow pyyaml yapf \
+    opencv-python
+fi
+
 if ! have "mmcv==$MMCV" || ! mmcv_works; then
   log "building mmcv $MMCV with compiled ops (several minutes)"
   build=$(mktemp -d)
@@ -73,11 +83,13 @@ if ! have "mmcv==$MMCV" || ! mmcv_works; then
 fi
 
 if ! have mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 resnest==0.0.5 \
+    mmpretrain==1.2.0 timm==1.0.31 onnx==1.23.2 onnxruntime==1.32.0 \
     || ! "$PY" -c 'import ftfy, regex, pytest, mmcv.cnn' 2>/dev/null; then
   log 'mmengine, mmdet, mmsegmentation and test dependencies'
   # mmseg 1.2.2 imports ftfy and regex without declaring them.
   $PIP install -q mmengine==0.10.7 "mmcv==$MMCV" mmdet==3.3.0 \
-    mmsegmentation==1.2.2 ftfy regex pytest resnest==0.0.5
+    mmsegmentation==1.2.2 ftfy regex pytest resnest==0.0.5 mmpretrain==1.2.0 \
+    timm==1.0.31 onnx==1.23.2 onnxruntime==1.32.0
 fi
 
 # Editable install of this checkout (looked up from outside it, so the

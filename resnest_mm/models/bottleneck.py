@@ -24,6 +24,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from resnest_mm.models.deploy import fold_pair, fold_sequential
 from resnest_mm.models.drop_block import DropBlock2d
 from resnest_mm.models.split_attention import SplitAttentionConv2d
 
@@ -232,6 +233,20 @@ class ResNeStBottleneck(BaseModule):
         out = self._plugins(out, 'after_conv3')
         out += x if self.downsample is None else self.downsample(x)
         return out
+
+    def switch_to_deploy(self) -> None:
+        """Make this block inference-only, in place: fold conv1/bn1,
+        conv3/bn3, the shortcut's conv/norm and the split-attention norms
+        (BatchNorm only, see :mod:`resnest_mm.models.deploy`); no DropBlock,
+        no checkpointing."""
+        fold_pair(self, 'conv1', self.norm1_name)
+        fold_pair(self, 'conv3', self.norm3_name)
+        if isinstance(self.downsample, nn.Sequential):
+            fold_sequential(self.downsample)
+        self.conv2.switch_to_deploy()
+        self.drop_block = None
+        self.with_cp = False
+        self.eval()
 
     def _needs_checkpoint(self, x: Tensor) -> bool:
         # Checkpoint whenever backward will reach this block, also when its

@@ -14,6 +14,7 @@ and mmseg's ``ResNeSt``: their checkpoints load with ``strict=True``.
 import warnings
 from typing import List, Optional, Sequence, Tuple
 
+import torch
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor, nn
@@ -22,7 +23,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from resnest_mm.models.arch_presets import STAGE_BLOCKS, resolve_arch
 from resnest_mm.models.arg_checks import check_backbone_args
 from resnest_mm.models.bottleneck import ResNeStBottleneck
+from resnest_mm.models.deploy import fold_sequential
 from resnest_mm.models.drop_block import DropBlock2d
+from resnest_mm.weights.load_hook import convert_foreign_weights
 
 #: Stages that get DropBlock, as in the official training code (layer3, layer4).
 DROP_BLOCK_STAGES = (2, 3)
@@ -78,7 +81,7 @@ class ResNeSt(BaseModule):
         plugins: mmdet plugin dicts (``cfg``, ``position``, optional ``stages``).
         drop_block: ``dict(prob=..., block_size=...)``: DropBlock in the last
             two stages, training only.
-        with_cp: Activation checkpointing per block.
+        with_cp: Activation checkpointing per block (training only).
         zero_init_residual: Zero every block's last norm at init, so each
             residual branch starts as identity.
         pretrained: Deprecated path to weights; prefer ``init_cfg``.
@@ -136,6 +139,12 @@ class ResNeSt(BaseModule):
         zero_init_norm3 = (zero_init_residual and pretrained is None
                            and init_cfg is None)
         super().__init__(self._init_cfg(pretrained, init_cfg))
+        # Checkpoints of every release layout load as they are; another
+        # variant's weights are refused (see resnest_mm/weights).
+        self.register_load_state_dict_pre_hook(convert_foreign_weights)
+        #: Inference-only, with folded norms; see :meth:`switch_to_deploy`.
+        self.deploy = False
+        self.channels_last = False
 
         self.depth = depth
         self.arch = arch
@@ -290,9 +299,44 @@ class ResNeSt(BaseModule):
             for param in module.parameters():
                 param.requires_grad = False
 
+    def switch_to_deploy(self, channels_last: bool = True) -> 'ResNeSt':
+        """Turn this backbone into a faster, inference-only one, in place.
+
+        Every conv + BatchNorm pair (stem, conv1/bn1, split-attention
+        conv/bn0 and fc1/bn1, conv3/bn3, shortcut conv/norm) becomes one conv
+        with a bias; other norms (GroupNorm, ...) and deformable convs stay.
+        The split attention switches to its inference arithmetic. Parameters
+        stop requiring grad and :meth:`train` refuses ``mode=True``.
+        ``channels_last`` stores weights, and runs ``forward``, in NHWC,
+        which oneDNN and cuDNN convs prefer. Outputs stay within 1e-4 of
+        eval mode. Load weights before this call: the state dict changes
+        (norm entries go, conv biases come).
+
+        Works with ``torch.compile`` without graph breaks.
+        """
+        if self.deploy:
+            return self
+        self.eval()
+        fold_sequential(self.stem)
+        for name in self.res_layers:
+            for block in getattr(self, name):
+                block.switch_to_deploy()
+        self.requires_grad_(False)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+        self.deploy = True
+        self.channels_last = channels_last
+        return self
+
     def train(self, mode: bool = True) -> 'ResNeSt':
         """Set train/eval mode; frozen stages and (``norm_eval``) BatchNorm
         layers stay in eval mode."""
+        if mode and self.deploy:
+            raise RuntimeError(
+                'ResNeSt.train(True) after switch_to_deploy(): the BatchNorms '
+                'are folded into the convs, so this backbone only runs '
+                'inference. Build a new one (or load the weights saved before '
+                'switch_to_deploy) to train.')
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
@@ -304,7 +348,10 @@ class ResNeSt(BaseModule):
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """``(B, in_channels, H, W)`` -> one ``(B, C_i, H/s_i, W/s_i)`` map per
         entry of ``out_indices``, with ``C_i``/``s_i`` from ``out_channels`` and
-        ``out_strides``."""
+        ``out_strides``. In deploy mode with ``channels_last`` the input is
+        converted to, and the outputs come in, NHWC memory layout."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.maxpool(self.stem(x))
         outs = []
         for i, name in enumerate(self.res_layers):

@@ -23,6 +23,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from resnest_mm.models.deploy import fold_pair
 from resnest_mm.models.drop_block import DropBlock2d
 
 
@@ -119,6 +120,8 @@ class SplitAttentionConv2d(BaseModule):
         self.norm1_name, norm1 = build_norm_layer(norm_cfg, hidden, postfix=1)
         self.add_module(self.norm1_name, norm1)
         self.fc2 = nn.Conv2d(hidden, channels * radix, 1, groups=groups)
+        #: Inference-only arithmetic with folded norms; see switch_to_deploy.
+        self.deploy = False
 
     @property
     def norm0(self) -> nn.Module:
@@ -138,8 +141,21 @@ class SplitAttentionConv2d(BaseModule):
                                 norm.weight, norm.bias, False, 0.0, norm.eps)
         return norm(context)
 
+    def switch_to_deploy(self) -> None:
+        """Make this layer inference-only, in place: fold ``bn0`` into
+        ``conv`` and ``bn1`` into ``fc1`` (BatchNorm only, see
+        :mod:`resnest_mm.models.deploy`), drop DropBlock, use
+        :meth:`forward_deploy`. Outputs stay within 1e-5 of eval mode."""
+        fold_pair(self, 'conv', self.norm0_name)
+        fold_pair(self, 'fc1', self.norm1_name)
+        self.drop_block = None
+        self.deploy = True
+        self.eval()
+
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C_in, H, W) -> (B, C, H', W')``."""
+        if self.deploy:
+            return self.forward_deploy(x)
         x = self.conv(x)
         x = self.norm0(x)
         if self.drop_block is not None:
@@ -162,4 +178,24 @@ class SplitAttentionConv2d(BaseModule):
         out = splits[:, 0] * weights[:, 0]
         for r in range(1, self.radix):
             out += splits[:, r] * weights[:, r]
+        return out
+
+    def forward_deploy(self, x: Tensor) -> Tensor:
+        """Inference arithmetic, ``(B, C_in, H, W) -> (B, C, H', W')``.
+
+        Pooling is linear, so the context is pooled from all ``R*C`` channels
+        and the splits are summed on ``(B, R*C, 1, 1)`` rather than on a
+        ``(B, C, H', W')`` map; the weighted splits are accumulated in place
+        (``addcmul_``), with one output map as the only large allocation.
+        """
+        x = self.relu(self.norm0(self.conv(x)))
+        batch = x.shape[0]
+        splits = x.view(batch, self.radix, -1, *x.shape[2:])
+        context = x.mean((2, 3), keepdim=True).view(
+            batch, self.radix, -1, 1, 1).sum(1)
+        context = self.relu(self.norm1(self.fc1(context)))
+        weights = radix_softmax(self.fc2(context), self.radix, self.groups)
+        out = splits[:, 0] * weights[:, 0]
+        for r in range(1, self.radix):
+            out.addcmul_(splits[:, r], weights[:, r])
         return out

@@ -1,0 +1,80 @@
+"""tools/benchmark.py plumbing, with tiny settings (nothing here is timed)."""
+import json
+import os
+
+import pytest
+import torch
+
+from tools.benchmark import main
+from tools.benchmark_peers import openmmlab_kwargs
+from tools.benchmark_utils import interleaved, summary
+
+
+def test_interleaved_rotates_the_order_and_counts_repeats():
+    calls = []
+    fns = {n: (lambda n=n: calls.append(n)) for n in 'abc'}
+    times = interleaved(fns, torch.device('cpu'), warmup=1, repeats=3)
+    assert calls == list('abc') + list('abc') + list('bca') + list('cab')
+    assert all(len(t) == 3 for t in times.values())
+
+
+def test_summary_reports_median_and_quartiles():
+    stats = summary([4.0, 1.0, 2.0, 3.0, 5.0], images=2)
+    assert (stats['median_s'], stats['q1_s'], stats['q3_s']) == (3, 2, 4)
+    assert stats['images_per_s'] == pytest.approx(2 / 3)
+
+
+def test_backbone_comparison_writes_json_and_markdown(tmp_path):
+    result = main(['backbone', '--arch', 'resnest50d', '--input-size', '32',
+                   '--warmup', '0', '--repeats', '1', '--threads', '1',
+                   '--out-dir', str(tmp_path)])
+    setting, = result['settings']
+    assert set(setting['peers']) == {'ours', 'ours-deploy', 'mmdet', 'mmseg',
+                                     'official', 'timm'}
+    assert 'train' not in setting['peers']['ours-deploy']
+    for name in ('ours', 'mmdet', 'mmseg', 'official', 'timm'):
+        peer = setting['peers'][name]
+        assert peer['eval']['images_per_s'] > 0
+        assert peer['train']['images_per_s'] > 0
+        assert peer['train_peak_mib'] > 0
+    # shared weights: the same features as mmdet and mmseg, deploy within 1e-4
+    assert setting['peers']['mmdet']['eval']['max_abs_diff_vs_ours'] <= 1e-5
+    assert setting['peers']['ours-deploy']['eval'][
+        'max_abs_diff_vs_ours'] <= 1e-4
+    names = [t['name'] for t in result['targets']]
+    assert 'ours-deploy eval speed / mmdet eager eval' in names
+    saved = json.loads((tmp_path / 'backbone.json').read_text())
+    assert saved['config']['arch'] == 'resnest50d'
+    table = (tmp_path / 'backbone.md').read_text()
+    assert '| fp32 | off | ours-deploy |' in table and '| target |' in table
+
+
+def test_peers_that_cannot_express_the_arch_are_skipped(tmp_path):
+    result = main(['backbone', '--arch', 'resnest14d', '--input-size', '32',
+                   '--warmup', '0', '--repeats', '1', '--modes', 'eval',
+                   '--threads', '1', '--peers', 'ours', 'mmdet',
+                   '--out-dir', str(tmp_path)])
+    assert 'mmdet' in result['skipped']
+    with pytest.raises(ValueError, match='avd_first'):
+        openmmlab_kwargs('resnest50_fast_2s2x40d')
+
+
+def test_cp_memory_reports_the_saving(tmp_path):
+    result = main(['cp-memory', '--arch', 'resnest14d', '--input-size', '64',
+                   '--threads', '1', '--out-dir', str(tmp_path)])
+    assert result['with_cp_peak_mib'] < result['plain_peak_mib']
+    assert result['grad_max_abs_diff'] <= 1e-4 * result['grad_max_abs']
+    assert os.path.exists(tmp_path / 'cp-memory.md')
+
+
+def test_e2e_faster_rcnn_train_steps(tmp_path):
+    # few sampled RoIs: the box head's convs would dominate the CI time
+    result = main(['e2e', '--image-size', '64', '--batch-size', '2',
+                   '--warmup', '0', '--repeats', '1', '--threads', '1',
+                   '--out-dir', str(tmp_path), '--cfg-options',
+                   'model.train_cfg.rcnn.sampler.num=16'])
+    assert set(result['models']) == {'ours', 'mmdet'}
+    assert result['weights_not_shared'] == []  # same keys: same weights
+    assert result['note'] is None  # our config exists
+    assert all(m['iters_per_s'] > 0 and m['train_peak_mib'] > 0
+               for m in result['models'].values())
