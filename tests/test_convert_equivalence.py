@@ -147,12 +147,18 @@ MMPRETRAIN = [
 @pytest.mark.parametrize('name,kwargs', MMPRETRAIN,
                          ids=[n for n, _ in MMPRETRAIN])
 def test_mmpretrain(name, kwargs, tmp_path):
-    classifier = random_source(lambda: MMPRETRAIN_MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='ResNeSt', out_indices=(0, 1, 2, 3), **kwargs),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=1000,
-                  in_channels=2048))), on_meta=False)  # calls .item() in init
+    def build():
+        # another test may have left mmdet or mmseg as the default scope
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            return MMPRETRAIN_MODELS.build(dict(
+                type='ImageClassifier',
+                backbone=dict(type='ResNeSt', out_indices=(0, 1, 2, 3),
+                              **kwargs),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', num_classes=1000,
+                          in_channels=2048)))
+
+    classifier = random_source(build, on_meta=False)  # .item() in init
     path = tmp_path / f'{name}.pth'
     torch.save({'meta': {'mmpretrain_version': '1.2.0'},
                 'state_dict': classifier.state_dict()}, path)
