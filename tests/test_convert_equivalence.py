@@ -132,6 +132,18 @@ def test_timm(name, tmp_path):
     compare(ours, theirs, x, f'timm {name}')
 
 
+def build_mmpretrain_classifier(num_classes: int = 1000, **backbone):
+    """mmpretrain's ImageClassifier around its own ResNeSt(**backbone)."""
+    # another test may have left mmdet or mmseg as the default scope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MMPRETRAIN_MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='ResNeSt', **backbone),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=num_classes,
+                      in_channels=2048)))
+
+
 # mmpretrain's ResNeSt: the variants its configs release, plus a grouped one
 # to check its width_per_group. It has no avd_first ("fast") option.
 MMPRETRAIN = [
@@ -147,18 +159,9 @@ MMPRETRAIN = [
 @pytest.mark.parametrize('name,kwargs', MMPRETRAIN,
                          ids=[n for n, _ in MMPRETRAIN])
 def test_mmpretrain(name, kwargs, tmp_path):
-    def build():
-        # another test may have left mmdet or mmseg as the default scope
-        with DefaultScope.overwrite_default_scope('mmpretrain'):
-            return MMPRETRAIN_MODELS.build(dict(
-                type='ImageClassifier',
-                backbone=dict(type='ResNeSt', out_indices=(0, 1, 2, 3),
-                              **kwargs),
-                neck=dict(type='GlobalAveragePooling'),
-                head=dict(type='LinearClsHead', num_classes=1000,
-                          in_channels=2048)))
-
-    classifier = random_source(build, on_meta=False)  # .item() in init
+    classifier = random_source(  # .item() in init: no meta device
+        lambda: build_mmpretrain_classifier(out_indices=(0, 1, 2, 3),
+                                            **kwargs), on_meta=False)
     path = tmp_path / f'{name}.pth'
     torch.save({'meta': {'mmpretrain_version': '1.2.0'},
                 'state_dict': classifier.state_dict()}, path)

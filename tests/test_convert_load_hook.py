@@ -12,7 +12,6 @@ import torch
 import torchvision
 from mmdet.models.backbones.resnest import ResNeSt as MMDetResNeSt
 from mmdet.registry import MODELS
-from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmseg.models.backbones.resnest import ResNeSt as MMSegResNeSt
 from resnest.torch import resnest50_fast_1s4x24d
 from safetensors.torch import save_file
@@ -23,7 +22,8 @@ from resnest_mm.models import ResNeSt
 from resnest_mm.weights import (ArchMismatchError, convert_checkpoint,
                                 read_weights)
 from test_convert_equivalence import (  # noqa: F401 (autouse fixture)
-    _fast_cpu, build_encoder_decoder, build_retinanet)
+    _fast_cpu, build_encoder_decoder, build_mmpretrain_classifier,
+    build_retinanet)
 
 S50 = dict(depth=50, stem_channels=64)
 
@@ -37,10 +37,7 @@ def _timm(path):
 
 
 def _mmpretrain(path):
-    classifier = MMPRETRAIN_MODELS.build(dict(
-        type='ImageClassifier', backbone=dict(type='ResNeSt', **S50),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=10, in_channels=2048)))
+    classifier = build_mmpretrain_classifier(num_classes=10, **S50)
     torch.save({'meta': {}, 'state_dict': randomize_(classifier).state_dict()},
                path)
 

@@ -20,7 +20,6 @@ from mmdet.models.backbones.resnest import ResNeSt as MMDetResNeSt
 from mmdet.registry import MODELS
 from mmengine.runner.checkpoint import (CheckpointLoader, get_external_models,
                                         get_mmcls_models)
-from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
 from conftest import randomize_
 from resnest_mm.models import ARCH_PRESETS
@@ -29,7 +28,8 @@ from resnest_mm.weights import (ArchMismatchError, convert_checkpoint,
 from resnest_mm.weights.arch_check import ARCH_METADATA_KEY
 from resnest_mm.weights.schemes import (OFFICIAL_WEIGHTS, OFFLINE_ENV,
                                         TIMM_WEIGHTS, NamedWeights)
-from test_convert_equivalence import _fast_cpu  # noqa: F401 (autouse)
+from test_convert_equivalence import (  # noqa: F401 (autouse fixture)
+    _fast_cpu, build_mmpretrain_classifier)
 
 RESNEST50 = OFFICIAL_WEIGHTS['resnest50']
 
@@ -190,11 +190,8 @@ def test_open_mmlab_resnest50_loads_from_the_cache(hub_cache):
 
 
 def test_mmcls_resnest50_is_converted(hub_cache):
-    classifier = randomize_(MMPRETRAIN_MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='ResNeSt', depth=50, stem_channels=64),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=10, in_channels=2048))))
+    classifier = randomize_(build_mmpretrain_classifier(
+        num_classes=10, depth=50, stem_channels=64))
     cached_as(hub_cache, get_mmcls_models()['resnest50'],
               {'meta': {}, 'state_dict': classifier.state_dict()})
     model = MODELS.build(dict(type='ResNeSt', depth=50, stem_channels=64,
