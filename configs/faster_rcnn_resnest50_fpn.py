@@ -1,0 +1,17 @@
+# Faster R-CNN, ResNeSt-50 + FPN, SyncBN backbone and head, multi-scale
+# 640-800, 1x schedule on COCO (mmdet reference: 42.0 box AP).
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    './_base_/resnest_detection.py',
+]
+
+model = dict(
+    data_preprocessor=_base_.resnest_data_preprocessor,
+    backbone=_base_.resnest50_backbone,
+    roi_head=dict(bbox_head=_base_.shared4conv1fc_head))
+
+train_pipeline = [
+    _base_.ms_range_resize if step['type'] == 'Resize' else step
+    for step in _base_.train_pipeline
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

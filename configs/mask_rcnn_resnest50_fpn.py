@@ -1,0 +1,22 @@
+# Mask R-CNN, ResNeSt-50 + FPN, SyncBN backbone and heads, multi-scale
+# 640-800 (six scales), 1x schedule on COCO (mmdet reference: 42.6 box AP,
+# 38.1 mask AP).
+_base_ = [
+    'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    './_base_/resnest_detection.py',
+]
+
+model = dict(
+    data_preprocessor=_base_.resnest_data_preprocessor,
+    backbone=_base_.resnest50_backbone,
+    roi_head=dict(
+        bbox_head=_base_.shared4conv1fc_head,
+        mask_head=dict(norm_cfg=_base_.norm_cfg)))
+
+# Polygons stay polygons until the mask target is cropped (saves memory).
+train_pipeline = [
+    _base_.ms_choice_resize if step['type'] == 'Resize' else
+    dict(step, poly2mask=False) if step['type'] == 'LoadAnnotations' else step
+    for step in _base_.train_pipeline
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -1,0 +1,150 @@
+"""Turn a config file plus command-line flags into the config a Runner gets.
+
+``tools/train.py`` and ``tools/test.py`` serve detection and segmentation
+configs alike; the few places where mmdet and mmseg differ (how results are
+dumped, where visualisations go) are looked up from the config's
+``default_scope`` in one table here.
+"""
+import os
+import os.path as osp
+from typing import Dict, Optional
+
+import torch
+from mmengine.config import Config
+
+#: ``default_scope`` values the tools accept.
+TASK_SCOPES = ('mmdet', 'mmseg')
+
+
+def load_run_config(config: str, cfg_options: Optional[Dict] = None,
+                    work_dir: Optional[str] = None,
+                    launcher: str = 'none') -> Config:
+    """Read ``config``, apply ``--cfg-options``, ``--work-dir``, ``--launcher``.
+
+    The work dir follows mmdet/mmseg: the flag, else the config's
+    ``work_dir``, else ``./work_dirs/<config name>``.
+    """
+    if not osp.isfile(config):
+        raise FileNotFoundError(
+            f'config file {config!r} does not exist; pass a path such as '
+            'configs/faster_rcnn_resnest50_fpn.py')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+    task_of(cfg)
+    return cfg
+
+
+def task_of(cfg: Config) -> str:
+    """``'mmdet'`` or ``'mmseg'``: which toolbox the config belongs to."""
+    scope = cfg.get('default_scope')
+    if scope not in TASK_SCOPES:
+        raise ValueError(
+            f'default_scope={scope!r} in the config; these tools run '
+            f'detection or segmentation configs, default_scope one of '
+            f'{TASK_SCOPES} (inherit from an mmdet:: or mmseg:: base config)')
+    return scope
+
+
+def apply_train_flags(cfg: Config, amp: bool = False,
+                      auto_scale_lr: bool = False,
+                      resume: Optional[str] = None) -> None:
+    """``--amp``, ``--auto-scale-lr`` and ``--resume [CKPT]``, in place.
+
+    ``resume='auto'`` continues from the work dir's latest checkpoint (a
+    fresh start when there is none); a path resumes from that checkpoint.
+    """
+    if amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError(
+                '--auto-scale-lr needs auto_scale_lr=dict(enable=False, '
+                'base_batch_size=N) in the config (N: the total batch size '
+                'the learning rate was tuned for)')
+        cfg.auto_scale_lr.enable = True
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume is not None:
+        if not osp.isfile(resume):
+            raise FileNotFoundError(
+                f'--resume {resume!r}: no such checkpoint file; give an '
+                'existing .pth, or --resume alone for the work dir\'s latest')
+        cfg.resume, cfg.load_from = True, resume
+
+
+def apply_test_flags(cfg: Config, checkpoint: str, out: Optional[str] = None,
+                     show_dir: Optional[str] = None,
+                     tta: bool = False) -> None:
+    """``CHECKPOINT``, ``--out``, ``--show-dir`` and ``--tta``, in place.
+
+    ``--out`` is handled after the Runner exists (see :func:`add_dump_metric`)
+    for detection; for segmentation it is the evaluator's ``output_dir``.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    cfg.load_from = checkpoint
+    task = task_of(cfg)
+    if show_dir is not None:
+        hook = cfg.default_hooks.get('visualization')
+        if hook is None:
+            raise ValueError('--show-dir needs default_hooks.visualization '
+                             'in the config')
+        hook.draw = True
+        if task == 'mmdet':
+            hook.test_out_dir = show_dir
+        else:
+            cfg.visualizer.save_dir = show_dir
+    if out is not None and task == 'mmseg':
+        cfg.test_evaluator.output_dir = out
+        cfg.test_evaluator.keep_results = True
+    if tta:
+        missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
+        if missing:
+            raise ValueError(f'--tta needs {missing} in the config (mmseg '
+                             'base configs define both)')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.model = dict(cfg.tta_model, module=cfg.model)
+
+
+def add_dump_metric(runner, cfg: Config, out: Optional[str]) -> None:
+    """Detection ``--out``: also dump raw predictions to a pickle file."""
+    if out is None or task_of(cfg) != 'mmdet':
+        return
+    if not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out {out!r}: detection results are dumped as a '
+                         'pickle; use a .pkl path')
+    from mmdet.evaluation import DumpDetResults
+    runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Let ``--launcher pytorch`` run on machines without a GPU.
+
+    mmengine's launcher calls ``torch.cuda.set_device`` and wraps the model in
+    DDP with ``device_ids=[LOCAL_RANK]``, both of which fail on CPU. Without
+    CUDA we start the process group ourselves on gloo (the Runner then skips
+    its own init) and wrap without device ids. SyncBN works across processes
+    on gloo only for CUDA tensors, so CPU configs should use BN.
+    """
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    if cfg.launcher != 'pytorch':
+        raise ValueError(f'--launcher {cfg.launcher} without a GPU: only '
+                         "'pytorch' (torchrun) is supported on CPU")
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    os.environ.setdefault('LOCAL_RANK', '0')

@@ -1,0 +1,142 @@
+"""Toy detection end to end through the real tools: train, checkpoint,
+evaluate, interrupt and resume, two-process training, mmdet's own test tool.
+
+These are the slow tests of the suite (minutes): each runs the tools as a user
+would, in a subprocess, on the generated toy COCO data.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mmdet
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from resnest_mm.toy_data import make_toy_coco
+from toy_runs import REPO, TOY_FASTER, logged_metric, run_tool
+
+#: The toy config's schedule: CI trains exactly what the README's command does.
+EPOCHS = 12
+TINY = {'train2017': 16, 'val2017': 4}
+MMDET_TOOLS = Path(mmdet.__file__).parent / '.mim/tools'
+
+
+def _untrained_checkpoint(path: Path) -> Path:
+    init_default_scope('mmdet')
+    model = MODELS.build(Config.fromfile(TOY_FASTER).model)
+    model.init_weights()
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """Train the toy Faster R-CNN once, as the README's main command does;
+    later tests evaluate its checkpoint."""
+    root = tmp_path_factory.mktemp('toy_det')
+    make_toy_coco(root / 'data/toy_coco')
+    start = time.perf_counter()
+    run_tool('train.py', [TOY_FASTER, '--work-dir', root / 'wd'], cwd=root)
+    print(f'\ntoy Faster R-CNN, {EPOCHS} epochs: '
+          f'{time.perf_counter() - start:.0f} s')
+    return root, root / 'wd' / f'epoch_{EPOCHS}.pth'
+
+
+def test_trained_model_beats_untrained(trained, tmp_path):
+    root, checkpoint = trained
+    untrained = _untrained_checkpoint(tmp_path / 'untrained.pth')
+    base = logged_metric(run_tool('test.py', [
+        TOY_FASTER, untrained, '--work-dir', tmp_path / 'u'], cwd=root),
+        'coco/bbox_mAP')
+    result = run_tool('test.py', [TOY_FASTER, checkpoint, '--work-dir',
+                                  tmp_path / 't', '--out', tmp_path / 'r.pkl'],
+                      cwd=root)
+    trained_map = logged_metric(result, 'coco/bbox_mAP')
+    print(f'bbox mAP: trained {trained_map:.3f}, untrained {base:.3f}')
+    assert base < 0.02
+    assert trained_map > 0.08
+    assert (tmp_path / 'r.pkl').stat().st_size > 0
+
+
+def _run_mmdet_tool(tool, args, cwd):
+    proc = subprocess.run([sys.executable, MMDET_TOOLS / tool, *args],
+                          cwd=cwd, capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_mmdet_own_tools_run_our_config(trained, tmp_path):
+    """custom_imports in the config is all mmdet's train.py/test.py need."""
+    root, checkpoint = trained
+    ours = logged_metric(run_tool('test.py', [
+        TOY_FASTER, checkpoint, '--work-dir', tmp_path / 'a'], cwd=root),
+        'coco/bbox_mAP')
+    theirs = _run_mmdet_tool('test.py', [TOY_FASTER, checkpoint,
+                                         '--work-dir', tmp_path / 'b'], root)
+    assert logged_metric(theirs, 'coco/bbox_mAP') == ours
+    make_toy_coco(tmp_path / 'data/toy_coco', TINY)
+    _run_mmdet_tool('train.py', [
+        TOY_FASTER, '--work-dir', tmp_path / 'c', '--cfg-options',
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1'], tmp_path)
+    state = torch.load(tmp_path / 'c/epoch_1.pth', weights_only=True)
+    assert 'backbone.layer4.0.conv2.fc2.weight' in state['state_dict']
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path):
+    make_toy_coco(tmp_path / 'data/toy_coco', TINY)
+    work_dir = tmp_path / 'wd'
+    options = ['--cfg-options', 'train_cfg.max_epochs=3',
+               'train_cfg.val_interval=3', 'default_hooks.checkpoint.interval=1']
+    first = subprocess.Popen(
+        [sys.executable, REPO / 'tools/train.py', TOY_FASTER, '--work-dir',
+         work_dir, *options], cwd=tmp_path, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.time() + 900
+    while not (work_dir / 'last_checkpoint').exists():
+        assert first.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    saved = Path((work_dir / 'last_checkpoint').read_text().strip())
+    epoch = int(saved.stem.split('_')[1])
+    assert epoch < 3, 'the run finished before it could be interrupted'
+    before = {p.name for p in work_dir.iterdir()}
+
+    resumed = run_tool('train.py', [TOY_FASTER, '--work-dir', work_dir,
+                                    '--resume', *options], cwd=tmp_path)
+    assert f'resumed epoch: {epoch}, iter: {2 * epoch}' in resumed.stdout
+    assert before <= {p.name for p in work_dir.iterdir()}  # nothing lost
+    final = torch.load(work_dir / 'epoch_3.pth', weights_only=True)
+    assert (final['meta']['epoch'], final['meta']['iter']) == (3, 6)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_training_and_testing(tmp_path):
+    """torchrun with two CPU processes (gloo): each gets half the batches."""
+    make_toy_coco(tmp_path / 'data/toy_coco', TINY)
+    env = dict(PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    train = run_tool('dist_train.sh', [
+        TOY_FASTER, 2, '--work-dir', tmp_path / 'wd', '--cfg-options',
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1'],
+        cwd=tmp_path, env=env)
+    assert 'Distributed training: True' in train.stdout
+    # 16 images, batch 8 per process, 2 processes: one iteration per epoch
+    assert 'Epoch(train) [1][1/1]' in train.stdout
+    test = run_tool('dist_test.sh', [
+        TOY_FASTER, tmp_path / 'wd/epoch_1.pth', 2, '--work-dir',
+        tmp_path / 'wd'], cwd=tmp_path, env=env)
+    assert 'Epoch(test) [1/1]' in test.stdout
+    logged_metric(test, 'coco/bbox_mAP')

@@ -1,0 +1,65 @@
+"""Evaluate a checkpoint of a detector or a segmentor on its test set.
+
+    python tools/test.py configs/faster_rcnn_resnest50_fpn.py CKPT
+    python tools/test.py CONFIG CKPT --out results.pkl --show-dir vis
+    bash tools/dist_test.sh CONFIG CKPT 8
+
+Same flags as mmdet's and mmseg's ``tools/test.py``; the config's
+``default_scope`` decides the task. ``--out`` dumps detection predictions to a
+pickle, or segmentation maps into a folder.
+"""
+import argparse
+import os
+from typing import Dict, List, Optional
+
+from mmengine.config import DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import resnest_mm  # noqa: F401  (registers ResNeSt)
+from resnest_mm.engine.data_checks import (TEST_LOADERS, built_dataset,
+                                           check_data_paths)
+from resnest_mm.engine.run_config import (add_dump_metric, apply_test_flags,
+                                          load_run_config,
+                                          setup_cpu_distributed)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where the metrics are written')
+    parser.add_argument('--out', help='dump predictions (detection: a .pkl '
+                        'file; segmentation: a folder of label maps)')
+    parser.add_argument('--show-dir', help='save drawn predictions here')
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation (the config's "
+                        'tta_model and tta_pipeline)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
+    """Run the test loop; return its metrics (e.g. ``coco/bbox_mAP``)."""
+    args = parse_args(argv)
+    cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
+                          args.launcher)
+    apply_test_flags(cfg, args.checkpoint, args.out, args.show_dir, args.tta)
+    check_data_paths(cfg, TEST_LOADERS)
+    setup_cpu_distributed(cfg)
+    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg
+              else Runner.from_cfg(cfg))
+    add_dump_metric(runner, cfg, args.out)
+    built_dataset(runner, 'test_dataloader')
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()

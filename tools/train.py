@@ -1,0 +1,64 @@
+"""Train a detector or a segmentor from an mmdet or mmseg config.
+
+    python tools/train.py configs/faster_rcnn_resnest50_fpn.py
+    python tools/train.py CONFIG --work-dir work_dirs/x --resume
+    bash tools/dist_train.sh CONFIG 8          # torchrun, --launcher pytorch
+
+The config's ``default_scope`` (mmdet or mmseg) decides the task; the flags
+are those of mmdet's and mmseg's own ``tools/train.py``. Without a GPU,
+``--launcher pytorch`` runs on the gloo backend.
+"""
+import argparse
+import os
+from typing import List, Optional
+
+from mmengine.config import DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import resnest_mm  # noqa: F401  (registers ResNeSt)
+from resnest_mm.engine.data_checks import (TRAIN_LOADERS, built_dataset,
+                                           check_data_paths)
+from resnest_mm.engine.run_config import (apply_train_flags, load_run_config,
+                                          setup_cpu_distributed)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None,
+                        metavar='CKPT',
+                        help='resume from CKPT, or without a value from the '
+                        "work dir's latest checkpoint")
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the LR by total batch / base_batch_size')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> Runner:
+    args = parse_args(argv)
+    cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
+                          args.launcher)
+    apply_train_flags(cfg, args.amp, args.auto_scale_lr, args.resume)
+    check_data_paths(cfg, TRAIN_LOADERS)
+    setup_cpu_distributed(cfg)
+    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg
+              else Runner.from_cfg(cfg))
+    built_dataset(runner, 'train_dataloader')
+    runner.train()
+    return runner
+
+
+if __name__ == '__main__':
+    main()
