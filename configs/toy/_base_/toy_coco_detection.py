@@ -66,3 +66,23 @@ default_hooks = dict(
     checkpoint=dict(interval=4, max_keep_ckpts=3))
 auto_scale_lr = dict(enable=False, base_batch_size=8)
 randomness = dict(seed=0)
+
+# The toy detectors' shared model parts: a half-width ResNeSt-14 from scratch
+# (BN, one process), a 64-channel FPN and RPN with anchors from 16 px (the
+# objects are 12-60 px), RoIs pooled from 2x2 samples per bin.
+toy_data_preprocessor = dict(
+    mean=[123.68, 116.779, 103.939], std=[58.393, 57.12, 57.375])
+toy_backbone = dict(
+    type='ResNeSt',
+    depth=14,
+    stem_channels=32,
+    base_channels=32,
+    frozen_stages=-1,
+    norm_cfg=dict(type='BN', requires_grad=True),
+    norm_eval=False,
+    init_cfg=None)
+toy_neck = dict(in_channels=[128, 256, 512, 1024], out_channels=64)
+toy_rpn_head = dict(
+    in_channels=64, feat_channels=64, anchor_generator=dict(scales=[4]))
+toy_roi_extractor = dict(roi_layer=dict(sampling_ratio=2), out_channels=64)
+toy_box_head = dict(in_channels=64, fc_out_channels=256, num_classes=3)
