@@ -6,11 +6,4 @@ set -euo pipefail
 CONFIG=$1
 GPUS=$2
 shift 2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-exec torchrun --nnodes="$NNODES" --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" --master_port="$PORT" \
-    --nproc_per_node="$GPUS" \
-    "$(dirname "$0")/train.py" "$CONFIG" --launcher pytorch "$@"
+exec bash "$(dirname "$0")/dist_launch.sh" train.py "$GPUS" "$CONFIG" "$@"

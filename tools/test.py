@@ -9,19 +9,15 @@ Same flags as mmdet's and mmseg's ``tools/test.py``; the config's
 pickle, or segmentation maps into a folder.
 """
 import argparse
-import os
 from typing import Dict, List, Optional
 
-from mmengine.config import DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import resnest_mm  # noqa: F401  (registers ResNeSt)
+from resnest_mm.engine.cli import build_runner, parse_run_args
 from resnest_mm.engine.data_checks import (TEST_LOADERS, built_dataset,
                                            check_data_paths)
 from resnest_mm.engine.run_config import (add_dump_metric, apply_test_flags,
-                                          load_run_config,
-                                          setup_cpu_distributed)
+                                          load_run_config)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -35,15 +31,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tta', action='store_true',
                         help="test-time augmentation (the config's "
                         'tta_model and tta_pipeline)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_run_args(parser, argv)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
@@ -53,9 +41,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
                           args.launcher)
     apply_test_flags(cfg, args.checkpoint, args.out, args.show_dir, args.tta)
     check_data_paths(cfg, TEST_LOADERS)
-    setup_cpu_distributed(cfg)
-    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg
-              else Runner.from_cfg(cfg))
+    runner = build_runner(cfg)
     add_dump_metric(runner, cfg, args.out)
     built_dataset(runner, 'test_dataloader')
     return runner.test()

@@ -9,18 +9,15 @@ are those of mmdet's and mmseg's own ``tools/train.py``. Without a GPU,
 ``--launcher pytorch`` runs on the gloo backend.
 """
 import argparse
-import os
 from typing import List, Optional
 
-from mmengine.config import DictAction
-from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import resnest_mm  # noqa: F401  (registers ResNeSt)
+from resnest_mm.engine.cli import build_runner, parse_run_args
 from resnest_mm.engine.data_checks import (TRAIN_LOADERS, built_dataset,
                                            check_data_paths)
-from resnest_mm.engine.run_config import (apply_train_flags, load_run_config,
-                                          setup_cpu_distributed)
+from resnest_mm.engine.run_config import apply_train_flags, load_run_config
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -35,15 +32,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='automatic mixed precision')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the LR by total batch / base_batch_size')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_run_args(parser, argv)
 
 
 def main(argv: Optional[List[str]] = None) -> Runner:
@@ -52,9 +41,7 @@ def main(argv: Optional[List[str]] = None) -> Runner:
                           args.launcher)
     apply_train_flags(cfg, args.amp, args.auto_scale_lr, args.resume)
     check_data_paths(cfg, TRAIN_LOADERS)
-    setup_cpu_distributed(cfg)
-    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg
-              else Runner.from_cfg(cfg))
+    runner = build_runner(cfg)
     built_dataset(runner, 'train_dataloader')
     runner.train()
     return runner
