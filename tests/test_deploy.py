@@ -10,6 +10,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from conftest import max_abs_diff, randomize_
 from resnest_mm.models import ResNeSt, SplitAttentionConv2d
 from resnest_mm.models.deploy import can_fold, fuse_conv_bn
+from tools.benchmark_utils import memory_bytes
 
 TOL = 1e-4
 R14 = dict(arch='resnest14d')
@@ -89,6 +90,23 @@ def test_split_attention_layer_deploy(radix, groups):
         layer.switch_to_deploy()
         got = layer(x)
     assert (got - want).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize('radix', [2, 4])
+def test_split_attention_deploy_holds_the_splits_and_one_output(radix):
+    """Deploy-mode peak memory of the layer in NHWC: the conv's R splits
+    (ReLU in place, no norm output) and the output map; the attention path's
+    pooled vectors are a few hundred bytes."""
+    layer = randomize_(SplitAttentionConv2d(32, 32, 3, padding=1,
+                                            radix=radix))
+    layer.switch_to_deploy()
+    layer.to(memory_format=torch.channels_last)
+    x = torch.randn(2, 32, 32, 32).contiguous(memory_format=torch.channels_last)
+    output_bytes = x.numel() * x.element_size()
+    with torch.no_grad():
+        layer(x)
+        peak = memory_bytes(lambda: layer(x), x.device)[0]
+    assert peak <= (radix + 1) * output_bytes + 4096
 
 
 @pytest.mark.parametrize('bias,affine', [(False, True), (True, True),

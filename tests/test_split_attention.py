@@ -4,6 +4,7 @@ from mmdet.models.backbones.resnest import \
     SplitAttentionConv2d as MMDetSplitAttention
 
 from conftest import randomize_
+from tools.benchmark_utils import memory_bytes
 from resnest_mm.models.split_attention import (SplitAttentionConv2d,
                                                attention_channels,
                                                radix_softmax)
@@ -81,3 +82,25 @@ def test_training_with_one_image_uses_running_stats_of_the_attention_norm():
     # The attention path then equals eval-mode bn1 on the same context.
     layer.bn1.eval()
     torch.testing.assert_close(layer(x), out)
+
+
+@pytest.mark.parametrize('radix', [2, 4])
+def test_inference_holds_less_than_mmdet_layer(radix):
+    """Eval-mode peak memory, in NHWC (no oneDNN reorder buffers). Both
+    hold the conv output and bn0's, ``2R`` output maps; mmdet then also
+    holds its ``(B, R, C, H, W)`` weighted splits beside bn0's output and
+    their sum, one map more than ours, which accumulates split by split."""
+    kw = dict(in_channels=32, channels=32, kernel_size=3, padding=1,
+              radix=radix)
+    ours = randomize_(SplitAttentionConv2d(**kw)).eval()
+    theirs = MMDetSplitAttention(**kw).eval()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 32, 32, 32).contiguous(memory_format=torch.channels_last)
+    output_bytes = x.numel() * x.element_size()  # channels == in_channels
+    peaks = {}
+    for name, layer in (('ours', ours), ('mmdet', theirs)):
+        layer.to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            layer(x)
+            peaks[name] = memory_bytes(lambda: layer(x), x.device)[0]
+    assert peaks['ours'] <= peaks['mmdet'] - output_bytes
