@@ -37,6 +37,11 @@ def test_backbone_comparison_writes_json_and_markdown(tmp_path):
         assert peer['eval']['images_per_s'] > 0
         assert peer['train']['images_per_s'] > 0
         assert peer['train_peak_mib'] > 0
+        assert 0 < peer['eval_peak_mib'] < peer['train_peak_mib']
+    # no BatchNorm outputs, no (B, R, C, H, W) product: the least held
+    assert setting['peers']['ours-deploy']['eval_peak_mib'] < min(
+        setting['peers'][name]['eval_peak_mib']
+        for name in ('mmdet', 'mmseg', 'official', 'timm'))
     # shared weights: the same features as mmdet and mmseg, deploy within 1e-4
     assert setting['peers']['mmdet']['eval']['max_abs_diff_vs_ours'] <= 1e-5
     assert setting['peers']['ours-deploy']['eval'][

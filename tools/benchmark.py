@@ -7,7 +7,7 @@
     python tools/benchmark.py e2e --repeats 3         # Faster R-CNN S-50, slow
 
 ``backbone``: eval forward and train forward+backward speed (images/s) and
-the peak memory of a train step, for every model in one process, interleaved
+the peak memory of an eval forward and of a train step, for every model in one process, interleaved
 (``tools/benchmark_utils.py``), per precision (fp32, amp, bf16) and layout
 (NCHW, NHWC); ratios are to mmdet's model in the same setting, and the issue's
 targets are checked against mmdet in fp32 NCHW. Also the dense 3x3 conv rate
@@ -136,7 +136,15 @@ def bench_setting(models: Dict[str, nn.Module], x: Tensor,
         for name in trainable:
             peers.setdefault(name, {})['train'] = summary(times[name], images)
     if 'memory' in args.modes:
+        for name, model in converted.items():
+            model.eval()  # (mmdet's train() returns None: no chaining)
+            step = eval_step(model, x, device, precision)
+            if 'eval' not in args.modes:
+                step()  # compilation, lazy one-time allocations
+            peers.setdefault(name, {})['eval_peak_mib'] = peak_memory_bytes(
+                step, device) / 2**20
         for name, model in trainable.items():
+            model.train()
             if 'train' not in args.modes:
                 steps[name]()  # lazy one-time allocations are not the peak
             model.zero_grad(set_to_none=True)
@@ -250,18 +258,21 @@ def backbone_markdown(result: dict) -> List[str]:
              f"{result['threads']} threads, {cfg['repeats']} interleaved "
              f"repeats; torch {result['torch']}", '',
              '| precision | NHWC | model | eval img/s (IQR of s) | x mmdet '
-             '| train img/s (IQR of s) | x mmdet | train peak MiB | x mmdet '
-             '| eval / conv rate |', '|---' * 10 + '|']
+             '| train img/s (IQR of s) | x mmdet | eval peak MiB '
+             '| train peak MiB | x mmdet | eval / conv rate |',
+             '|---' * 11 + '|']
     for s in result['settings']:
         ref = s['peers'].get('mmdet', {})
         for name, p in s['peers'].items():
             mem, ref_mem = p.get('train_peak_mib'), ref.get('train_peak_mib')
+            eval_mem = p.get('eval_peak_mib')
             frac = p.get('eval', {}).get('fraction_of_conv_rate')
             lines.append('| ' + ' | '.join(
                 [s['precision'], 'on' if s['channels_last'] else 'off', name]
                 + _cell(p.get('eval'), ref.get('eval'))
                 + _cell(p.get('train'), ref.get('train'))
-                + [f'{mem:.0f}' if mem else '-',
+                + [f'{eval_mem:.0f}' if eval_mem else '-',
+                   f'{mem:.0f}' if mem else '-',
                    f'{mem / ref_mem:.2f}' if mem and ref_mem else '-',
                    f'{frac:.0%}' if frac else '-']) + ' |')
     lines += ['', 'Dense 3x3 conv rate (GFLOP/s): ' + ', '.join(
