@@ -173,8 +173,13 @@ class SplitAttentionConv2d(BaseModule):
         context = self.relu(self._normalize_context(self.fc1(context)))
         weights = radix_softmax(self.fc2(context), self.radix, self.groups)
 
-        # Accumulate split by split: the sum equals the peers' broadcast
-        # multiply-and-sum bit for bit, without its (B, R, C, H, W) product.
+        if self.training:
+            # The peers' ops: autograd keeps the splits and the weights either
+            # way, the product lives only until the sum, and its backward is
+            # one broadcast multiply (a split-by-split sum costs more there).
+            return (weights * splits).sum(dim=1)
+        # Inference accumulates split by split, bit for bit the same sum
+        # without the (B, R, C, H, W) product.
         out = splits[:, 0] * weights[:, 0]
         for r in range(1, self.radix):
             out += splits[:, r] * weights[:, r]
