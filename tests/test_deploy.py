@@ -9,7 +9,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from conftest import max_abs_diff, randomize_
 from resnest_mm.models import ResNeSt, SplitAttentionConv2d
-from resnest_mm.models.deploy import can_fold, fuse_conv_bn
+from resnest_mm.models.deploy import (can_fold, fuse_conv_bn,
+                                      pointwise_conv_as_linear)
 from tools.benchmark_utils import memory_bytes
 
 TOL = 1e-4
@@ -54,10 +55,11 @@ def test_every_batch_norm_is_folded():
     n_norms = sum(isinstance(m, _BatchNorm) for m in model.modules())
     model.switch_to_deploy()
     assert not any(isinstance(m, _BatchNorm) for m in model.modules())
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    with_bias = [c for c in convs if c.bias is not None]
+    layers = [m for m in model.modules()
+              if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with_bias = [c for c in layers if c.bias is not None]
     # every conv had a norm except fc2 (bias already): 3 stem, 3 per block
-    # + split-attention fc1, and one shortcut per stage
+    # + split-attention fc1 (now linear), and one shortcut per stage
     assert len(with_bias) == n_norms + 4  # + the four fc2
     assert not any(k.endswith('running_mean') for k in model.state_dict())
 
@@ -132,6 +134,32 @@ def test_only_plain_conv_and_batch_norm_fold():
     assert not can_fold(nn.Conv2d(4, 4, 1), nn.GroupNorm(2, 4))
     assert not can_fold(nn.Conv2d(4, 4, 1),
                         nn.BatchNorm2d(4, track_running_stats=False))
+
+
+@pytest.mark.parametrize('groups,bias', [(1, True), (4, True), (2, False)])
+def test_pointwise_conv_becomes_linear(groups, bias):
+    conv = nn.Conv2d(8, 12, 1, groups=groups, bias=bias)
+    x = torch.randn(3, 8, 1, 1)
+    with torch.no_grad():
+        want = conv(x).flatten(1)
+        got = pointwise_conv_as_linear(conv)(x.flatten(1))
+    assert (got - want).abs().max() <= 1e-6
+
+
+def test_only_a_pointwise_conv_becomes_linear():
+    with pytest.raises(ValueError, match='only a 1x1 conv'):
+        pointwise_conv_as_linear(nn.Conv2d(8, 8, 3))
+
+
+def test_attention_mlp_is_linear_after_deploy():
+    layer = randomize_(SplitAttentionConv2d(32, 32, 3, padding=1, radix=2))
+    layer.switch_to_deploy()
+    assert isinstance(layer.fc1, nn.Linear)
+    assert isinstance(layer.fc2, nn.Linear)
+    gn = SplitAttentionConv2d(32, 32, 3, padding=1, radix=2,
+                              norm_cfg=dict(type='GN', num_groups=8))
+    gn.switch_to_deploy()  # GroupNorm after fc1 needs its (B, C, 1, 1) maps
+    assert isinstance(gn.fc1, nn.Conv2d)
 
 
 def test_compiles_as_one_graph():

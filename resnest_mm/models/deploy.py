@@ -8,7 +8,9 @@ In eval mode a BatchNorm is a fixed per-channel affine map, so
     b'    = beta + (b - running_mean) * scale         (C_out,)
 
 One pass over the output per norm disappears, and the network keeps only
-convs, ReLUs, pools and the split-attention arithmetic. Only plain
+convs, ReLUs, pools and the split-attention arithmetic. The attention MLP's
+1x1 convs see one pixel per image; they become ``nn.Linear`` layers, a GEMM
+of B rows instead of a conv call with its set-up. Only plain
 ``nn.Conv2d`` followed by a BatchNorm with running statistics is folded: a
 GroupNorm, a norm without running statistics, a deformable or
 weight-standardised conv stays as it is and still computes the same thing.
@@ -90,3 +92,30 @@ def fold_sequential(seq: nn.Sequential) -> int:
     for conv_name, norm_name in zip(names, names[1:]):
         folded += fold_pair(seq, conv_name, norm_name)
     return folded
+
+
+@torch.no_grad()
+def pointwise_conv_as_linear(conv: nn.Conv2d) -> nn.Linear:
+    """An ``nn.Linear`` equal to a 1x1, stride-1 ``conv`` on ``(B, C_in)``.
+
+    A grouped conv becomes a block-diagonal weight: ``groups`` times the
+    multiply-adds of a ``(B, C_in)`` vector, nothing next to the convs.
+    """
+    if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.padding \
+            != (0, 0):
+        raise ValueError(f'{conv}: only a 1x1 conv with stride 1 and no '
+                         'padding is a linear map of each pixel')
+    linear = nn.Linear(conv.in_channels, conv.out_channels,
+                       bias=conv.bias is not None,
+                       device=conv.weight.device, dtype=conv.weight.dtype)
+    weight = conv.weight.flatten(1)  # (C_out, C_in / groups)
+    rows, cols = weight.shape
+    per_group = rows // conv.groups
+    linear.weight.zero_()
+    for g in range(conv.groups):
+        linear.weight[g * per_group:(g + 1) * per_group,
+                      g * cols:(g + 1) * cols] = weight[g * per_group:
+                                                        (g + 1) * per_group]
+    if conv.bias is not None:
+        linear.bias.copy_(conv.bias)
+    return linear

@@ -23,7 +23,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from resnest_mm.models.deploy import fold_pair
+from resnest_mm.models.deploy import fold_pair, pointwise_conv_as_linear
 from resnest_mm.models.drop_block import DropBlock2d
 
 
@@ -144,10 +144,15 @@ class SplitAttentionConv2d(BaseModule):
     def switch_to_deploy(self) -> None:
         """Make this layer inference-only, in place: fold ``bn0`` into
         ``conv`` and ``bn1`` into ``fc1`` (BatchNorm only, see
-        :mod:`resnest_mm.models.deploy`), drop DropBlock, use
-        :meth:`forward_deploy`. Outputs stay within 1e-5 of eval mode."""
+        :mod:`resnest_mm.models.deploy`), turn ``fc1``/``fc2`` into
+        ``nn.Linear`` layers, drop DropBlock, use :meth:`forward_deploy`.
+        Outputs stay within 1e-5 of eval mode."""
         fold_pair(self, 'conv', self.norm0_name)
         fold_pair(self, 'fc1', self.norm1_name)
+        if isinstance(self.norm1, nn.Identity):
+            # (B, hidden) vectors; an unfolded norm1 (GroupNorm) wants maps
+            self.fc1 = pointwise_conv_as_linear(self.fc1)
+            self.fc2 = pointwise_conv_as_linear(self.fc2)
         self.drop_block = None
         self.deploy = True
         self.eval()
@@ -198,6 +203,8 @@ class SplitAttentionConv2d(BaseModule):
         splits = x.view(batch, self.radix, -1, *x.shape[2:])
         context = x.mean((2, 3), keepdim=True).view(
             batch, self.radix, -1, 1, 1).sum(1)
+        if isinstance(self.fc1, nn.Linear):
+            context = context.flatten(1)  # (B, C): fc1/fc2 are linear
         context = self.relu(self.norm1(self.fc1(context)))
         weights = radix_softmax(self.fc2(context), self.radix, self.groups)
         out = splits[:, 0] * weights[:, 0]
