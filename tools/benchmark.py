@@ -7,14 +7,14 @@
     python tools/benchmark.py e2e --repeats 3         # Faster R-CNN S-50, slow
 
 ``backbone``: eval forward and train forward+backward speed (images/s) and
-the peak memory of an eval forward and of a train step, for every model in one process, interleaved
-(``tools/benchmark_utils.py``), per precision (fp32, amp, bf16) and layout
-(NCHW, NHWC); ratios are to mmdet's model in the same setting, and the issue's
-targets are checked against mmdet in fp32 NCHW. Also the dense 3x3 conv rate
-of the device and the share of it each model reaches. ``cp-memory``: ours with
-and without ``with_cp``. ``e2e``: see ``tools/benchmark_e2e.py``; on a CPU one
-iteration takes about a minute (the box head's 512 RoIs per image). Each command
-writes ``<out-dir>/<command>.json`` and ``.md`` and prints the tables.
+the peak memory of an eval forward and of a train step, for every model in
+one process, interleaved (``tools/benchmark_utils.py``), per precision (fp32,
+amp, bf16) and layout (NCHW, NHWC); ratios are to mmdet's model in the same
+setting, and the issue's targets are checked against mmdet in fp32 NCHW. Also
+the dense 3x3 conv rate of the device and the share of it each model reaches.
+``cp-memory``: ours with and without ``with_cp``. ``e2e``: see
+``tools/benchmark_e2e.py``; on a CPU one iteration takes about a minute (the
+box head's 512 RoIs per image). Each command writes ``<out-dir>/<command>.json`` and ``.md`` and prints the tables.
 
 On a shared CPU machine ``--threads 1`` gives steadier numbers: with two
 OpenMP threads on oversubscribed cores every op waits for a descheduled thread.

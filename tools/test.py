@@ -11,7 +11,6 @@ pickle, or segmentation maps into a folder.
 import argparse
 from typing import Dict, List, Optional
 
-
 import resnest_mm  # noqa: F401  (registers ResNeSt)
 from resnest_mm.engine.cli import build_runner, parse_run_args
 from resnest_mm.engine.data_checks import (TEST_LOADERS, built_dataset,

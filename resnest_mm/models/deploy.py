@@ -109,13 +109,7 @@ def pointwise_conv_as_linear(conv: nn.Conv2d) -> nn.Linear:
                        bias=conv.bias is not None,
                        device=conv.weight.device, dtype=conv.weight.dtype)
     weight = conv.weight.flatten(1)  # (C_out, C_in / groups)
-    rows, cols = weight.shape
-    per_group = rows // conv.groups
-    linear.weight.zero_()
-    for g in range(conv.groups):
-        linear.weight[g * per_group:(g + 1) * per_group,
-                      g * cols:(g + 1) * cols] = weight[g * per_group:
-                                                        (g + 1) * per_group]
+    linear.weight.copy_(torch.block_diag(*weight.chunk(conv.groups)))
     if conv.bias is not None:
         linear.bias.copy_(conv.bias)
     return linear
