@@ -14,7 +14,8 @@ setting, and the issue's targets are checked against mmdet in fp32 NCHW. Also
 the dense 3x3 conv rate of the device and the share of it each model reaches.
 ``cp-memory``: ours with and without ``with_cp``. ``e2e``: see
 ``tools/benchmark_e2e.py``; on a CPU one iteration takes about a minute (the
-box head's 512 RoIs per image). Each command writes ``<out-dir>/<command>.json`` and ``.md`` and prints the tables.
+box head's 512 RoIs per image). Each command writes
+``<out-dir>/<command>.json`` and ``.md`` and prints the tables.
 
 On a shared CPU machine ``--threads 1`` gives steadier numbers: with two
 OpenMP threads on oversubscribed cores every op waits for a descheduled thread.
