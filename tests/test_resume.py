@@ -130,21 +130,24 @@ def _load_in_fresh_interpreter(path, import_first):
                           text=True, check=True).stdout
 
 
-def test_runner_checkpoint_loads_in_a_fresh_process(tmp_path):
-    """What --resume does in a new run, before any HistoryBuffer exists."""
+@pytest.fixture(scope='module')
+def interrupted_checkpoint(tmp_path_factory):
+    """The checkpoint a run interrupted in its third iteration left."""
+    work_dir = tmp_path_factory.mktemp('interrupted')
     try:
-        _runner(tmp_path, False, [InterruptAfter(3)]).train()
+        _runner(work_dir, False, [InterruptAfter(3)]).train()
     except KeyboardInterrupt:
         pass
-    out = _load_in_fresh_interpreter(tmp_path / 'iter_2.pth', True)
+    return work_dir / 'iter_2.pth'
+
+
+def test_runner_checkpoint_loads_in_a_fresh_process(interrupted_checkpoint):
+    """What --resume does in a new run, before any HistoryBuffer exists."""
+    out = _load_in_fresh_interpreter(interrupted_checkpoint, True)
     assert out.startswith('LOADED'), out
 
 
-def test_without_the_allow_list_resume_fails(tmp_path):
+def test_without_the_allow_list_resume_fails(interrupted_checkpoint):
     """The failure this module fixes, reproduced in a clean interpreter."""
-    try:
-        _runner(tmp_path, False, [InterruptAfter(3)]).train()
-    except KeyboardInterrupt:
-        pass
-    out = _load_in_fresh_interpreter(tmp_path / 'iter_2.pth', False)
+    out = _load_in_fresh_interpreter(interrupted_checkpoint, False)
     assert out.startswith('REJECTED'), out
