@@ -1,8 +1,10 @@
-"""``official://``, ``timm://`` and mmengine's URL schemes, offline.
+"""``official://``, ``timm://`` and mmengine's URL schemes, without a network.
 
 They run against a pre-filled torch hub cache. No test touches the network:
-the cache is a temporary directory,
-``RESNEST_MM_OFFLINE`` is set, and a download attempt fails the test.
+the cache is a temporary directory and a download attempt fails the test,
+even though ``RESNEST_MM_OFFLINE`` allows downloads (so a file that is found
+is proven to be found without one); tests of missing files replace the
+downloader with one that fails as an unreachable network does.
 Release files are stood in for by random checkpoints written with the
 sources' own code; their table entries are pointed at names that carry the
 stand-ins' real sha256, as torch hub's convention requires.
@@ -10,6 +12,7 @@ stand-ins' real sha256, as torch hub's convention requires.
 import hashlib
 import os
 import pickle
+import shlex
 import urllib.error
 
 import pytest
@@ -19,15 +22,16 @@ import torch
 from mmdet.models.backbones.resnest import ResNeSt as MMDetResNeSt
 from mmdet.registry import MODELS
 from mmengine.runner.checkpoint import (CheckpointLoader, get_external_models,
-                                        get_mmcls_models)
+                                        get_mmcls_models,
+                                        get_torchvision_models)
 
 from conftest import randomize_
 from resnest_mm.models import ARCH_PRESETS
-from resnest_mm.weights import (ArchMismatchError, convert_checkpoint,
-                                read_weights, schemes)
+from resnest_mm.weights import (OFFLINE_ENV, ArchMismatchError,
+                                convert_checkpoint, read_weights, schemes)
 from resnest_mm.weights.arch_check import ARCH_METADATA_KEY
-from resnest_mm.weights.schemes import (OFFICIAL_WEIGHTS, OFFLINE_ENV,
-                                        TIMM_WEIGHTS, NamedWeights)
+from resnest_mm.weights.schemes import (OFFICIAL_WEIGHTS, TIMM_WEIGHTS,
+                                        NamedWeights)
 from test_convert_equivalence import (  # noqa: F401 (autouse fixture)
     _fast_cpu, build_mmpretrain_classifier)
 
@@ -36,10 +40,11 @@ RESNEST50 = OFFICIAL_WEIGHTS['resnest50']
 
 @pytest.fixture
 def hub_cache(tmp_path, monkeypatch):
-    """torch hub's checkpoint cache, empty, in ``tmp_path``; offline."""
+    """torch hub's checkpoint cache, empty, in ``tmp_path``; downloads are
+    allowed, and an attempt fails the test."""
     old = torch.hub.get_dir()
     torch.hub.set_dir(str(tmp_path))
-    monkeypatch.setenv(OFFLINE_ENV, '1')
+    monkeypatch.setenv(OFFLINE_ENV, '0')
 
     def no_network(url, *args, **kwargs):
         raise AssertionError(f'a test tried to download {url}')
@@ -124,39 +129,94 @@ def test_a_file_with_the_wrong_hash_is_rejected(hub_cache):
         CheckpointLoader.load_checkpoint('official://resnest50')
 
 
-def test_a_missing_file_offline_says_what_to_fetch_and_where(hub_cache):
-    with pytest.raises(FileNotFoundError) as err:
-        CheckpointLoader.load_checkpoint('official://resnest50')
-    msg = str(err.value)
-    assert f'{OFFLINE_ENV} forbids downloads' in msg
-    assert ('Fetch https://github.com/zhanghang1989/ResNeSt/releases/download/'
-            'weights_step1/resnest50-528c19ca.pth and put it at '
-            f'{hub_cache / "resnest50-528c19ca.pth"}') in msg
+# checkpoint, the URL it stands for, the hash prefix the download is checked
+# against, the file name torch hub keeps it under
+MISSING = [
+    ('open-mmlab://resnest50', 'https://download.openmmlab.com/pretrain/'
+     'third_party/resnest50_d2-7497a55b.pth', None,
+     'resnest50_d2-7497a55b.pth'),
+    ('mmcls://resnest50', 'https://download.openmmlab.com/mmclassification/'
+     'v0/resnest/resnest50_imagenet_converted-1ebf0afe.pth', None,
+     'resnest50_imagenet_converted-1ebf0afe.pth'),
+    ('torchvision://resnet50',
+     'https://download.pytorch.org/models/resnet50-0676ba61.pth', None,
+     'resnet50-0676ba61.pth'),
+    ('https://example.invalid/w/resnest50.pth?dl=1',
+     'https://example.invalid/w/resnest50.pth?dl=1', None, 'resnest50.pth'),
+    ('http://example.invalid/w/resnest50.pth',
+     'http://example.invalid/w/resnest50.pth', None, 'resnest50.pth'),
+    ('official://resnest50', 'https://github.com/zhanghang1989/ResNeSt/'
+     'releases/download/weights_step1/resnest50-528c19ca.pth', '528c19ca',
+     'resnest50-528c19ca.pth'),
+    ('timm://resnest50d', 'https://github.com/rwightman/pytorch-image-models/'
+     'releases/download/v0.1-resnest/resnest50-528c19ca.pth', '528c19ca',
+     'resnest50-528c19ca.pth'),
+]
+MISSING_IDS = [uri.split(':')[0] for uri, *_ in MISSING]
 
 
-def test_a_failed_download_says_what_to_fetch_and_where(hub_cache,
-                                                        monkeypatch):
+@pytest.fixture
+def unreachable(hub_cache, monkeypatch):
+    """A downloader that fails as without network; its calls."""
     calls = []
 
-    def unreachable(url, dst, hash_prefix=None, **kwargs):
+    def download(url, dst, hash_prefix=None, **kwargs):
         calls.append((url, dst, hash_prefix))
         raise urllib.error.URLError('Temporary failure in name resolution')
 
-    monkeypatch.setattr(torch.hub, 'download_url_to_file', unreachable)
-    monkeypatch.setenv(OFFLINE_ENV, '0')
-    weights = TIMM_WEIGHTS['resnest26d']
-    with pytest.raises(FileNotFoundError,
-                       match='downloading it failed .*name resolution.* '
-                       f'Fetch {weights.url} and put it at '
-                       f'{hub_cache / "gluon_resnest26-50eb607c.pth"}'):
-        CheckpointLoader.load_checkpoint('timm://resnest26d')
-    assert calls == [(weights.url, schemes.cache_path(weights), '50eb607c')]
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', download)
+    return calls
 
 
-def test_an_unknown_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match="timm:// has no weights named "
-                       "'resnest77'; choose one of .*'resnest101e'"):
-        CheckpointLoader.load_checkpoint('timm://resnest77')
+def assert_says_what_to_fetch(msg, uri, url, path):
+    assert f'checkpoint={uri!r}' in msg
+    assert f'Fetch {url} and put it at {path}' in msg
+    assert f'curl -fL --create-dirs -o {path} {shlex.quote(url)}\n' in msg
+
+
+@pytest.mark.parametrize('uri,url,hash_prefix,file_name', MISSING,
+                         ids=MISSING_IDS)
+def test_a_failed_download_says_what_to_fetch_and_where(
+        uri, url, hash_prefix, file_name, hub_cache, unreachable):
+    model = MODELS.build(dict(type='ResNeSt', depth=14, init_cfg=dict(
+        type='Pretrained', checkpoint=uri)))
+    with pytest.raises(FileNotFoundError) as err:
+        model.init_weights()
+    path = str(hub_cache / file_name)
+    assert unreachable == [(url, path, hash_prefix)]
+    msg = str(err.value)
+    assert 'downloading it failed (<urlopen error Temporary failure in name ' \
+        'resolution>)' in msg
+    assert_says_what_to_fetch(msg, uri, url, path)
+
+
+@pytest.mark.parametrize('uri,url,hash_prefix,file_name', MISSING,
+                         ids=MISSING_IDS)
+def test_offline_a_missing_file_is_not_downloaded(
+        uri, url, hash_prefix, file_name, hub_cache, unreachable,
+        monkeypatch):
+    monkeypatch.setenv(OFFLINE_ENV, '1')
+    with pytest.raises(FileNotFoundError) as err:
+        CheckpointLoader.load_checkpoint(uri)
+    assert unreachable == []
+    msg = str(err.value)
+    assert f'{OFFLINE_ENV} forbids downloads' in msg
+    assert_says_what_to_fetch(msg, uri, url, str(hub_cache / file_name))
+
+
+@pytest.mark.parametrize('uri,match', [
+    ('timm://resnest77', "timm:// has no weights named 'resnest77'; "
+     "choose one of .*'resnest101e'"),
+    ('open-mmlab://resnest77', "'resnest77' is not in mmengine's open-mmlab "
+     r"table \(\d+ names\); the closest are \[.*'resnest50'"),
+    ('mmcls://resnest77', "'resnest77' is not in mmengine's mmcls table "
+     r"\(\d+ names\); the closest are \[.*'resnest50'"),
+    ('torchvision://resnet77', "'resnet77' is not in mmengine's torchvision "
+     r"table \(\d+ names\); the closest are \[.*'resnet50'"),
+], ids=['timm', 'open-mmlab', 'mmcls', 'torchvision'])
+def test_an_unknown_name_lists_known_ones(uri, match):
+    with pytest.raises(ValueError, match=match):
+        CheckpointLoader.load_checkpoint(uri)
 
 
 def test_local_safetensors_files_get_their_own_loader():
@@ -180,9 +240,9 @@ def test_open_mmlab_resnest50_loads_from_the_cache(hub_cache):
     mmdet_backbone = randomize_(MMDetResNeSt(depth=50, stem_channels=64))
     cached_as(hub_cache, get_external_models()['resnest50'],
               mmdet_backbone.state_dict())
-    model = MODELS.build(dict(type='ResNeSt', depth=50, stem_channels=64,
-                              init_cfg=dict(type='Pretrained',
-                                            checkpoint='open-mmlab://resnest50')))
+    model = MODELS.build(dict(
+        type='ResNeSt', depth=50, stem_channels=64,
+        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://resnest50')))
     model.init_weights()
     loaded = model.state_dict()
     assert all(torch.equal(loaded[k], v)
@@ -217,8 +277,11 @@ class RunsCodeWhenUnpickled:
 
 @pytest.mark.parametrize('uri,url', [
     ('https://example.invalid/evil.pth', 'https://example.invalid/evil.pth'),
+    ('http://example.invalid/evil.pth', 'http://example.invalid/evil.pth'),
     ('open-mmlab://resnest101', get_external_models()['resnest101']),
-])
+    ('mmcls://resnest101', get_mmcls_models()['resnest101']),
+    ('torchvision://resnet50', get_torchvision_models()['resnet50']),
+], ids=['https', 'http', 'open-mmlab', 'mmcls', 'torchvision'])
 def test_downloaded_files_cannot_run_code(uri, url, hub_cache):
     cached_as(hub_cache, url, {'state_dict': {}, 'x': RunsCodeWhenUnpickled()})
     with pytest.raises(pickle.UnpicklingError, match='Weights only load'):

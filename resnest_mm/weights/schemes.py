@@ -10,33 +10,29 @@ of them fetched is reused. Every load checks the file's sha256 against its
 name, converts it into our layout and records the variant (``avd_first``
 included) so the backbone refuses a mismatch.
 
-A missing file is downloaded (by rank 0 in a distributed run) unless the
-environment sets ``RESNEST_MM_OFFLINE=1``; when it cannot be, the error names
-the URL to fetch and the path to put it at.
+A missing file is downloaded unless the environment sets
+``RESNEST_MM_OFFLINE=1``; when it cannot be, the error names the URL to fetch,
+the path to put it at and a command that does both (``cache``).
 
 Local ``.safetensors`` files (timm's Hugging Face weights) also load by path,
 and mmengine's URL schemes are replaced by ``weights_only`` ones
 (``safe_urls``).
 """
-import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict
 
-import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from resnest_mm.models.arch_presets import ARCH_PRESETS
 from resnest_mm.weights.arch_check import ARCH_METADATA_KEY
-from resnest_mm.weights.files import (MapLocation, rank_zero_first,
-                                      read_weights, sha256_of)
+from resnest_mm.weights.cache import fetch_to_cache
+from resnest_mm.weights.files import MapLocation, read_weights, sha256_of
 from resnest_mm.weights.formats import convert_checkpoint
 from resnest_mm.weights.safe_urls import register_safe_url_schemes
 
-#: Set to 1 to never download (CI, air-gapped clusters).
-OFFLINE_ENV = 'RESNEST_MM_OFFLINE'
 OFFICIAL_RELEASE = ('https://github.com/zhanghang1989/ResNeSt/releases/'
                     'download/weights_step1')
 TIMM_RELEASE = ('https://github.com/rwightman/pytorch-image-models/releases/'
@@ -118,18 +114,6 @@ def lookup(uri: str) -> NamedWeights:
                      f'{sorted(NAMED_WEIGHTS)}')
 
 
-def cache_path(weights: NamedWeights) -> str:
-    """Where the file is (or will be) kept: torch hub's checkpoint cache."""
-    return os.path.join(torch.hub.get_dir(), 'checkpoints', weights.file_name)
-
-
-def _missing(weights: NamedWeights, path: str, why: str) -> FileNotFoundError:
-    return FileNotFoundError(
-        f'{weights.file_name} is not in the cache and {why}. Fetch '
-        f'{weights.url} and put it at {path} (e.g. wget -O {path} '
-        f'{weights.url}), then run again.')
-
-
 def verify(path: str, weights: NamedWeights) -> None:
     """Raise ``RuntimeError`` unless the file's sha256 matches its name."""
     digest = sha256_of(path)
@@ -140,28 +124,6 @@ def verify(path: str, weights: NamedWeights) -> None:
             f'{weights.url}. Delete it and fetch it again.')
 
 
-def fetch(weights: NamedWeights, download: Optional[bool] = None) -> str:
-    """Path of the verified file, downloading it into the cache if missing.
-
-    ``download=None`` downloads unless ``RESNEST_MM_OFFLINE`` is set.
-    """
-    path = cache_path(weights)
-    if not os.path.isfile(path):
-        if download is None:
-            download = os.environ.get(OFFLINE_ENV, '0') in ('', '0')
-        if not download:
-            raise _missing(weights, path, f'{OFFLINE_ENV} forbids downloads')
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(
-                weights.url, path, hash_prefix=weights.hash_prefix)
-        except OSError as err:  # URLError/HTTPError: offline, moved
-            raise _missing(weights, path,
-                           f'downloading it failed ({err})') from err
-    verify(path, weights)
-    return path
-
-
 def load_from_named_weights(filename: str,
                             map_location: MapLocation = None) -> dict:
     """mmengine loader for ``official://`` and ``timm://``.
@@ -170,7 +132,8 @@ def load_from_named_weights(filename: str,
     dropped, with the variant recorded in the state dict's metadata.
     """
     weights = lookup(filename)
-    path = rank_zero_first(lambda: fetch(weights))
+    path = fetch_to_cache(filename, weights.url, weights.hash_prefix)
+    verify(path, weights)
     conversion = convert_checkpoint(read_weights(path, map_location),
                                     'official')
     if conversion.unplaced:
