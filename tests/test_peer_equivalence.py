@@ -6,6 +6,7 @@ eval mode and in train mode, plus the BatchNorm statistics a train step leaves.
 """
 import pytest
 import torch
+from torch import nn
 from mmdet.models.backbones.resnest import ResNeSt as MMDetResNeSt
 from mmseg.models.backbones.resnest import ResNeSt as MMSegResNeSt
 
@@ -92,3 +93,42 @@ def test_same_state_dict_and_outputs(peer, kwargs, size):
         after = [ours_sd[k] for k in stats]
         assert max_abs_diff(after, [theirs_sd[k] for k in stats]) <= TOL
         assert max_abs_diff(after, before) > 0
+
+
+@pytest.mark.parametrize('frozen_stages', [-1, 1])
+@pytest.mark.parametrize('peer', PEERS)
+def test_norm_eval_true_trains_like_the_peer(peer, frozen_stages):
+    """``norm_eval=True`` (mmdet's default): in train mode every BatchNorm
+    normalises with its running statistics and leaves them alone, frozen
+    stages get no gradient, and a training step changes the same weights."""
+    kwargs = dict(S50, norm_eval=True, frozen_stages=frozen_stages)
+    theirs = randomize_(PEERS[peer](**kwargs), seed=2)
+    ours = ResNeSt(**kwargs)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    ours.train(), theirs.train()
+    assert [(n, m.training) for n, m in ours.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)] == [
+        (n, m.training) for n, m in theirs.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert [(n, p.requires_grad) for n, p in ours.named_parameters()] == [
+        (n, p.requires_grad) for n, p in theirs.named_parameters()]
+    before = {k: v.clone() for k, v in theirs.state_dict().items()}
+    x = torch.randn(2, 3, 64, 64)
+    outs = []
+    for model in (ours, theirs):
+        optim = torch.optim.SGD(
+            [p for p in model.parameters() if p.requires_grad], lr=0.1)
+        out = model(x)
+        sum(o.square().mean() for o in out).backward()
+        optim.step()
+        outs.append(out)
+    assert max_abs_diff(*outs) <= TOL
+    ours_sd, theirs_sd = ours.state_dict(), theirs.state_dict()
+    assert max_abs_diff([ours_sd[k] for k in theirs_sd],
+                        list(theirs_sd.values())) <= TOL
+    for k, v in theirs_sd.items():
+        frozen = k.startswith(('stem.', 'layer1.')[:frozen_stages + 1])
+        if k.endswith(('running_mean', 'running_var')) or frozen:
+            assert torch.equal(v, before[k]), k
+    assert not torch.equal(theirs_sd['layer4.2.conv3.weight'],
+                           before['layer4.2.conv3.weight'])

@@ -154,6 +154,23 @@ class ResNeSt(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.stem_channels = arch_args['stem_channels']
+        # The other arguments, resolved, as mmdet's and mmseg's ResNeSt keep
+        # them: code written against their backbone reads these attributes.
+        self.base_channels = base_channels
+        self.radix, self.groups = arch_args['radix'], arch_args['groups']
+        self.base_width = arch_args['base_width']
+        self.avd_first = arch_args['avd_first']
+        self.reduction_factor = reduction_factor
+        self.avg_down_stride = avg_down_stride
+        self.strides, self.dilations = strides, dilations
+        self.style = style
+        self.contract_dilation, self.multi_grid = contract_dilation, multi_grid
+        self.conv_cfg, self.norm_cfg = conv_cfg, norm_cfg
+        self.dcn, self.stage_with_dcn = dcn, stage_with_dcn
+        self.plugins = plugins
+        self.with_cp = with_cp
+        self.zero_init_residual = zero_init_residual
+        self.pretrained = pretrained
 
         self.stem = self._make_stem(in_channels, self.stem_channels, conv_cfg,
                                     norm_cfg)
