@@ -8,16 +8,19 @@ out with *that toolbox's* default (:data:`TOOLBOX_DEFAULTS`), so an existing
 mmdet or mmseg config behaves as it did with the toolbox's own class.
 mmengine's root ``MODELS`` gets our class as it is, so the backbone is
 buildable when neither toolbox is installed. Our segmentation pipeline steps
-(``CheckSegMap``) go into mmseg's ``TRANSFORMS``.
+(``CheckSegMap``) go into mmseg's ``TRANSFORMS``, our training hook
+(``StopOnInvalidLossHook``) into mmengine's ``HOOKS``.
 """
 import importlib
 import inspect
 from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional
 
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 
 from resnest_mm.datasets import CheckSegMap
+from resnest_mm.engine.invalid_loss import StopOnInvalidLossHook
 from resnest_mm.models import ResNeSt
 
 #: Toolboxes whose ``MODELS`` registry gets our ``ResNeSt`` when installed.
@@ -101,17 +104,12 @@ def register_seg_transforms() -> bool:
     return True
 
 
-# --- Training hooks (issue 11: a diverged run stops and says why) ----------
 def register_hooks() -> None:
-    """Register ``StopOnInvalidLossHook`` in mmengine's root ``HOOKS``.
+    """Register :class:`StopOnInvalidLossHook` in mmengine's root ``HOOKS``.
 
     mmdet's and mmseg's ``HOOKS`` look names up in their parent, the root, so
     configs of either ``default_scope`` (and mmdet's and mmseg's own tools,
-    through ``custom_imports``) can list it. Imported here, not at the top,
-    so this glue stays in one block.
+    through ``custom_imports``) can list it.
     """
-    from mmengine.registry import HOOKS
-
-    from resnest_mm.engine.invalid_loss import StopOnInvalidLossHook
-    HOOKS.register_module('StopOnInvalidLossHook',
-                          module=StopOnInvalidLossHook, force=True)
+    MMENGINE_HOOKS.register_module('StopOnInvalidLossHook',
+                                   module=StopOnInvalidLossHook, force=True)

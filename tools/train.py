@@ -6,7 +6,9 @@
 
 The config's ``default_scope`` (mmdet or mmseg) decides the task; the flags
 are those of mmdet's and mmseg's own ``tools/train.py``. Without a GPU,
-``--launcher pytorch`` runs on the gloo backend.
+``--launcher pytorch`` runs on the gloo backend. A run whose loss becomes NaN
+or infinite stops there with ``LossDivergedError``, which names the broken
+terms and the likely fix (``resnest_mm.engine.invalid_loss``).
 """
 import argparse
 from typing import List, Optional
@@ -17,7 +19,8 @@ import resnest_mm  # noqa: F401  (registers ResNeSt)
 from resnest_mm.engine.cli import build_runner, parse_run_args
 from resnest_mm.engine.data_checks import (TRAIN_LOADERS, built_dataset,
                                            check_data_paths)
-from resnest_mm.engine.run_config import apply_train_flags, load_run_config
+from resnest_mm.engine.run_config import (add_invalid_loss_check,
+                                          apply_train_flags, load_run_config)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -40,6 +43,7 @@ def main(argv: Optional[List[str]] = None) -> Runner:
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
                           args.launcher)
     apply_train_flags(cfg, args.amp, args.auto_scale_lr, args.resume)
+    add_invalid_loss_check(cfg)
     check_data_paths(cfg, TRAIN_LOADERS)
     runner = build_runner(cfg)
     built_dataset(runner, 'train_dataloader')

@@ -12,6 +12,8 @@ from typing import Dict, Optional
 import torch
 from mmengine.config import Config
 
+from resnest_mm.engine.invalid_loss import StopOnInvalidLossHook
+
 #: ``default_scope`` values the tools accept.
 TASK_SCOPES = ('mmdet', 'mmseg')
 
@@ -78,6 +80,28 @@ def apply_train_flags(cfg: Config, amp: bool = False,
                 f'--resume {resume!r}: no such checkpoint file; give an '
                 'existing .pth, or --resume alone for the work dir\'s latest')
         cfg.resume, cfg.load_from = True, resume
+
+
+def add_invalid_loss_check(cfg: Config) -> None:
+    """Stop the run at its first NaN or infinite loss, in place: add
+    :class:`~resnest_mm.engine.invalid_loss.StopOnInvalidLossHook` to
+    ``custom_hooks``.
+
+    A config that lists the hook keeps its entry; one that lists mmdet's
+    ``CheckInvalidLossHook`` gets ours in that entry's place (its
+    ``interval`` kept), so the loss is never checked twice.
+    """
+    ours = StopOnInvalidLossHook.__name__
+    hooks = list(cfg.get('custom_hooks') or [])
+    for hook in hooks:
+        kind = hook.get('type')
+        kind = getattr(kind, '__name__', kind).split('.')[-1]
+        if kind == ours:
+            return
+        if kind == 'CheckInvalidLossHook':
+            hook['type'] = ours
+            return
+    cfg.custom_hooks = hooks + [dict(type=ours)]
 
 
 def apply_test_flags(cfg: Config, checkpoint: str, out: Optional[str] = None,
