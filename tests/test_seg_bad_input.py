@@ -11,7 +11,8 @@ from mmengine.registry import DefaultScope
 
 import resnest_mm  # noqa: F401  (registers CheckSegMap)
 from resnest_mm.datasets import CheckSegMap
-from resnest_mm.toy_data import make_toy_ade20k
+from resnest_mm.toy_data import (TOY_ADE20K_CLASSES, TOY_ADE20K_LABELS,
+                                 make_toy_ade20k)
 from tools import test as test_tool
 from tools import train as train_tool
 
@@ -69,13 +70,22 @@ def test_label_value_that_is_no_class_is_named(toy_root):
 
 
 def test_ade20k_classes_outside_the_toy_subset_are_ignored(toy_root):
-    """Not an error: mmseg's class subset maps other ADE20K ids to 255."""
+    """Not an error: mmseg's class subset turns other ADE20K ids into 255
+    (ignored) where they are, and the toy ones into 0..3. Sky, ADE20K's 3,
+    is 2 after reduce_zero_label: kept, it would pass as the toy class 2."""
     def add_sky(labels):
         labels[:4, :4] = 3  # ADE20K 'sky', not a toy class
         return labels
-    _rewrite_label(toy_root, 'training/000001.png', add_sky)
-    sample = _toy_dataset(toy_root)[0]
-    assert sample['data_samples'].gt_sem_seg.data.max() <= 255
+    path = _rewrite_label(toy_root, 'validation/000001.png', add_sky)
+    raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    expected = np.full_like(raw, 255)  # sky and 0 = "other"
+    for index, name in enumerate(TOY_ADE20K_CLASSES):
+        expected[raw == TOY_ADE20K_LABELS[name]] = index
+    # the test pipeline loads the labels unresized and uncropped
+    sample = _toy_dataset(toy_root, 'test_dataloader')[0]
+    loaded = sample['data_samples'].gt_sem_seg.data[0].numpy()
+    assert (loaded[:4, :4] == 255).all(), loaded[:4, :4]
+    np.testing.assert_array_equal(loaded, expected)
 
 
 @pytest.mark.parametrize('folder,key', [
