@@ -4,19 +4,50 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 TOY_FASTER = REPO / 'configs/toy/faster_rcnn_resnest14_fpn_toy.py'
+#: ``run_tool``'s timeout for the toy configs' full trainings: a guard against
+#: hangs, not a speed check (the toy Faster R-CNN took 4.6 min on an idle
+#: 2-core machine, 54 min to 2 h on a heavily shared one).
+TRAIN_TIMEOUT_S = 3 * 3600
+
+#: ``python -c`` program that runs the Python tool named by its first argument
+#: as ``__main__``, with ``ResNeSt.forward`` first printing the shape of each
+#: input it gets: a test counts the forward passes the unchanged tool makes.
+_TRACE_BACKBONE = """
+import runpy, sys
+from resnest_mm.models.resnest import ResNeSt
+forward = ResNeSt.forward
+def traced(self, x):
+    print('ResNeSt input:', *x.shape, flush=True)
+    return forward(self, x)
+ResNeSt.forward = traced
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
 
 
 def run_tool(tool: str, args: Sequence[str], cwd: Path,
              timeout: float = 1200, check: bool = True,
-             env: Dict[str, str] = None) -> subprocess.CompletedProcess:
-    """Run ``tools/<tool>`` (a .py or .sh) in ``cwd``; output is captured."""
+             env: Dict[str, str] = None,
+             trace_backbone: bool = False) -> subprocess.CompletedProcess:
+    """Run ``tools/<tool>`` (a .py or .sh) in ``cwd``; output is captured.
+
+    ``trace_backbone`` (Python tools only): also log every backbone input's
+    shape, read back with :func:`backbone_inputs`.
+    """
     path = REPO / 'tools' / tool
-    cmd = ['bash', str(path)] if tool.endswith('.sh') else [
-        sys.executable, str(path)]
+    if tool.endswith('.sh'):
+        if trace_backbone:
+            raise ValueError(f'trace_backbone=True with {tool!r}: only '
+                             'Python tools can be traced')
+        cmd = ['bash', str(path)]
+    elif trace_backbone:
+        cmd = [sys.executable, '-c', _TRACE_BACKBONE, str(path)]
+    else:
+        cmd = [sys.executable, str(path)]
     proc = subprocess.run(cmd + [str(a) for a in args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout,
                           env=dict(os.environ, **(env or {})))
@@ -32,6 +63,14 @@ def logged_metric(proc: subprocess.CompletedProcess, key: str) -> float:
                         proc.stdout + proc.stderr)
     assert values, f'{key} not logged:\n{proc.stdout[-3000:]}'
     return float(values[-1])
+
+
+def backbone_inputs(
+        proc: subprocess.CompletedProcess) -> List[Tuple[int, ...]]:
+    """``(B, C, H, W)`` of every backbone forward in a ``trace_backbone`` run,
+    in call order."""
+    return [tuple(int(n) for n in shape.split()) for shape in
+            re.findall(r'^ResNeSt input: ([0-9 ]+)$', proc.stdout, re.M)]
 
 
 def toy_data_options(root: Path) -> List[str]:
