@@ -1,6 +1,7 @@
 """Toy segmentation end to end through the real tools: generate the toy
 ADE20K data, train the toy DeepLabV3 with ``tools/train.py``, evaluate its
-checkpoint with ``tools/test.py`` (plain and ``--tta``).
+checkpoint with ``tools/test.py`` (plain, and ``--tta``, whose every
+augmented view is counted at the backbone).
 
 The slow tests of the segmentation suite (minutes). The trained model must
 reach an mIoU that an untrained one (same config, initial weights) cannot.
