@@ -114,7 +114,8 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     make_toy_coco(tmp_path / 'data/toy_coco', TINY)
     work_dir = tmp_path / 'wd'
     options = ['--cfg-options', 'train_cfg.max_epochs=3',
-               'train_cfg.val_interval=3', 'default_hooks.checkpoint.interval=1']
+               'train_cfg.val_interval=3',
+               'default_hooks.checkpoint.interval=1']
     first = subprocess.Popen(
         [sys.executable, REPO / 'tools/train.py', TOY_FASTER, '--work-dir',
          work_dir, *options], cwd=tmp_path, stdout=subprocess.DEVNULL,
