@@ -61,3 +61,14 @@ class ConvOutput(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.out.clone()
+
+
+def sgd_step(model: nn.Module, x: torch.Tensor) -> tuple:
+    """One SGD step (lr 0.1) on the trainable parameters, with the mean
+    square of every output as the loss; returns the outputs."""
+    optim = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.1)
+    out = model(x)
+    sum(o.square().mean() for o in out).backward()
+    optim.step()
+    return out
