@@ -13,6 +13,7 @@ from typing import Any, Dict
 import pytest
 import torch
 from mmdet.models.backbones.resnest import ResNeSt as MMDetResNeSt
+from mmengine.registry import DefaultScope
 from mmseg.models.backbones.resnest import ResNeSt as MMSegResNeSt
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -27,8 +28,14 @@ INPUT = (2, 3, 45, 58)
 CASES = [(toolbox, depth) for toolbox in PEERS for depth in (50, 101)]
 
 
-def registry_of(toolbox: str):
-    return __import__(f'{toolbox}.registry', fromlist=['MODELS']).MODELS
+def registered(toolbox: str, method: str, *args: Any) -> Any:
+    """``<toolbox>.registry.MODELS.<method>(*args)`` as the toolbox's own
+    configs run it: under its default scope. mmengine resolves a name in the
+    *current* default scope's registry, whichever ``MODELS`` is called, and
+    other tests leave other scopes current."""
+    models = __import__(f'{toolbox}.registry', fromlist=['MODELS']).MODELS
+    with DefaultScope.overwrite_default_scope(toolbox):
+        return getattr(models, method)(*args)
 
 
 def peer_arguments(cls: type) -> Dict[str, Any]:
@@ -58,12 +65,20 @@ def user_settable(cls: type, name: str) -> bool:
     return True
 
 
+@pytest.fixture(scope='module', autouse=True)
+def foreign_scope():
+    """Run every test with mmengine's scope current, as a Runner test leaves
+    it: the builds below must not depend on the order tests run in."""
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        yield
+
+
 @pytest.fixture(scope='module', params=CASES, ids=[f'{t}-{d}' for t, d in CASES])
 def pair(request):
     """(toolbox, ours, theirs): ``dict(type='ResNeSt', depth=...)`` through the
     toolbox's ``MODELS``, and the toolbox's own class from the same dict."""
     toolbox, depth = request.param
-    ours = registry_of(toolbox).build(dict(type='ResNeSt', depth=depth))
+    ours = registered(toolbox, 'build', dict(type='ResNeSt', depth=depth))
     assert type(ours) is ResNeSt
     return toolbox, ours, PEERS[toolbox](depth=depth)
 
@@ -125,8 +140,8 @@ def test_minimal_config_computes_what_the_toolbox_class_computes(pair):
 @pytest.mark.parametrize('toolbox', PEERS)
 def test_preset_architecture_wins_over_the_toolbox_stem(toolbox):
     # Neither toolbox knows arch=; a named variant keeps its own stem width.
-    model = registry_of(toolbox).build(dict(type='ResNeSt',
-                                            arch='resnest101e'))
+    model = registered(toolbox, 'build',
+                       dict(type='ResNeSt', arch='resnest101e'))
     assert model.stem_channels == 128
     assert model.norm_eval is (toolbox == 'mmdet')
 
@@ -138,7 +153,8 @@ def test_class_used_directly_keeps_the_official_widths():
 
 @pytest.mark.parametrize('toolbox', PEERS)
 def test_registered_builder_signature_shows_the_toolbox_defaults(toolbox):
-    params = inspect.signature(registry_of(toolbox).get('ResNeSt')).parameters
+    params = inspect.signature(
+        registered(toolbox, 'get', 'ResNeSt')).parameters
     assert params['stem_channels'].default == 64
     theirs = peer_arguments(PEERS[toolbox])
     assert params['norm_eval'].default == theirs['norm_eval']
