@@ -1,9 +1,26 @@
 """Shared helpers: seeded random weights that keep deep networks well scaled,
-and a conv stand-in for memory tests."""
+a conv stand-in for memory tests, and tools loaded as modules."""
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_tool(path: str) -> ModuleType:
+    """``tools/<path>`` as a module, to call its ``main(argv)`` in-process
+    (tools are scripts, not a package: none imports another)."""
+    spec = importlib.util.spec_from_file_location(
+        Path(path).stem, REPO / 'tools' / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

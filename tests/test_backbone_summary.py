@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from tools.backbone_summary import summarize
+from resnest_mm.analysis.backbone_summary import summarize
 
 
 def test_lists_every_level_with_its_real_shape():
@@ -20,8 +20,8 @@ def test_too_small_input_is_refused():
 
 def test_command_line_with_cfg_options():
     out = subprocess.run(
-        [sys.executable, 'tools/backbone_summary.py', '--arch', 'resnest14d',
-         '--input-size', '64', '--cfg-options', 'strides=1,2,1,1',
+        [sys.executable, 'tools/analysis_tools/backbone_summary.py',
+         '--arch', 'resnest14d', '--input-size', '64', '--cfg-options', 'strides=1,2,1,1',
          'dilations=1,1,2,4', 'contract_dilation=True'],
         capture_output=True, text=True, check=True).stdout
     assert 'stride= 8 shape=(1, 2048, 8, 8)' in out

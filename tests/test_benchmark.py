@@ -1,13 +1,16 @@
-"""tools/benchmark.py plumbing, with tiny settings (nothing here is timed)."""
+"""tools/analysis_tools/benchmark.py plumbing, with tiny settings (nothing
+here is timed)."""
 import json
 import os
 
 import pytest
 import torch
 
-from tools.benchmark import main
-from tools.benchmark_peers import openmmlab_kwargs
-from tools.benchmark_utils import interleaved, summary
+from conftest import load_tool
+from resnest_mm.benchmark.peers import openmmlab_kwargs
+from resnest_mm.benchmark.timing import interleaved, summary
+
+main = load_tool('analysis_tools/benchmark.py').main
 
 
 def test_interleaved_rotates_the_order_and_counts_repeats():

@@ -6,9 +6,11 @@ import subprocess
 
 import pytest
 
-from tools import test as test_tool
-from tools import train as train_tool
+from conftest import load_tool
 from toy_runs import REPO
+
+test_tool = load_tool('test.py')
+train_tool = load_tool('train.py')
 
 
 @pytest.mark.parametrize('parse, positional', [

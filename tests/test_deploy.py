@@ -11,7 +11,7 @@ from conftest import ConvOutput, max_abs_diff, randomize_
 from resnest_mm.models import ResNeSt, SplitAttentionConv2d
 from resnest_mm.models.deploy import (can_fold, fuse_conv_bn,
                                       pointwise_conv_as_linear)
-from tools.benchmark_utils import memory_bytes
+from resnest_mm.benchmark.timing import memory_bytes
 
 TOL = 1e-4
 R14 = dict(arch='resnest14d')

@@ -7,11 +7,12 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from conftest import load_tool
 from resnest_mm.toy_data import make_toy_coco
 from toy_runs import TOY_FASTER
-from tools import test as test_tool
-from tools import train as train_tool
 
+test_tool = load_tool('test.py')
+train_tool = load_tool('train.py')
 SPLITS = {'train2017': 8, 'val2017': 4}
 
 
@@ -37,7 +38,7 @@ def test_missing_annotation_file(toy_dir):
     message = str(err.value)
     assert 'train_dataloader.dataset.ann_file' in message
     assert 'data/toy_coco/annotations/instances_train2017.json' in message
-    assert 'tools/make_toy_data.py' in message
+    assert 'tools/misc/make_toy_data.py' in message
 
 
 def test_missing_image_folder(toy_dir):

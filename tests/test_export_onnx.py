@@ -1,13 +1,17 @@
-"""tools/export_onnx.py: deploy-mode backbone -> ONNX -> onnxruntime round trip."""
+"""tools/deployment/export_onnx.py: deploy-mode backbone -> ONNX ->
+onnxruntime round trip."""
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
-from conftest import randomize_
+from conftest import load_tool, randomize_
 from resnest_mm.models import ResNeSt
-from tools.export_onnx import build_deploy_model, main, output_names
+from resnest_mm.deployment.backbone_onnx import (build_deploy_model,
+                                                 output_names)
+
+main = load_tool('deployment/export_onnx.py').main
 
 #: onnxruntime against the eval-mode model, whose BatchNorms the export
 #: folded: the deploy-mode bound of tests/test_deploy.py.

@@ -10,12 +10,13 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import resnest_mm  # noqa: F401  (registers CheckSegMap)
+from conftest import load_tool
 from resnest_mm.datasets import CheckSegMap
 from resnest_mm.toy_data import (TOY_ADE20K_CLASSES, TOY_ADE20K_LABELS,
                                  make_toy_ade20k)
-from tools import test as test_tool
-from tools import train as train_tool
 
+test_tool = load_tool('test.py')
+train_tool = load_tool('train.py')
 TOY_CONFIG = 'configs/toy/deeplabv3_resnest14_d8_toy.py'
 
 

@@ -4,7 +4,7 @@ from mmdet.models.backbones.resnest import \
     SplitAttentionConv2d as MMDetSplitAttention
 
 from conftest import ConvOutput, randomize_
-from tools.benchmark_utils import memory_bytes
+from resnest_mm.benchmark.timing import memory_bytes
 from resnest_mm.models.split_attention import (SplitAttentionConv2d,
                                                attention_channels,
                                                radix_softmax)

@@ -9,10 +9,10 @@ import pytest
 from mmengine.registry import DefaultScope
 
 import resnest_mm  # noqa: F401  (registers CheckSegMap)
+from conftest import load_tool
 from resnest_mm.toy_data import (TOY_ADE20K_CLASSES, TOY_ADE20K_LABELS,
                                  make_toy_ade20k)
 from resnest_mm.toy_data.ade20k import texture
-from tools import make_toy_data
 
 SMALL = {'training': 6, 'validation': 3}
 
@@ -137,7 +137,8 @@ def test_bad_arguments_are_named(tmp_path):
 
 
 def test_make_toy_data_tool_writes_ade20k(tmp_path):
-    out = make_toy_data.main(['ade20k', '--out-dir', str(tmp_path / 'd')])
+    out = load_tool('misc/make_toy_data.py').main(
+        ['ade20k', '--out-dir', str(tmp_path / 'd')])
     assert out == str(tmp_path / 'd')
     assert len(list((tmp_path / 'd/images/training').iterdir())) == 96
     assert len(list((tmp_path / 'd/annotations/validation').iterdir())) == 24

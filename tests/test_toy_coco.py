@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from mmdet.datasets import CocoDataset
 
+from conftest import load_tool
 from resnest_mm.toy_data import TOY_COCO_CLASSES, make_toy_coco
-from tools import make_toy_data
 
 SPLITS = {'train2017': 12, 'val2017': 4}
 
@@ -63,7 +63,7 @@ def test_mmdet_coco_dataset_reads_it(tmp_path):
 
 def test_tool_writes_where_the_configs_look(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    out = make_toy_data.main(['coco'])
+    out = load_tool('misc/make_toy_data.py').main(['coco'])
     assert out == 'data/toy_coco'
     assert (tmp_path / out / 'annotations/instances_val2017.json').is_file()
     assert len(list((tmp_path / out / 'train2017').glob('*.jpg'))) == 160

@@ -1,13 +1,13 @@
 """with_cp lowers the real memory of a train step, at equal gradients.
 
-Memory is measured as ``tools/benchmark.py`` does on CPU (the profiler's
+Memory is measured as ``benchmark.py`` does on CPU (the profiler's
 allocation events), which is first checked against known allocations.
 """
 import torch
 
 from conftest import randomize_
 from resnest_mm.models import ResNeSt
-from tools.benchmark_utils import memory_bytes, train_step
+from resnest_mm.benchmark.timing import memory_bytes, train_step
 
 MIB = 2**20
 CPU = torch.device('cpu')

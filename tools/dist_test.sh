@@ -7,4 +7,4 @@ CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
 shift 3
-exec bash "$(dirname "$0")/dist_launch.sh" test.py "$GPUS" "$CONFIG" "$CHECKPOINT" "$@"
+exec bash "$(dirname "$0")/misc/dist_launch.sh" test.py "$GPUS" "$CONFIG" "$CHECKPOINT" "$@"

@@ -6,4 +6,4 @@ set -euo pipefail
 CONFIG=$1
 GPUS=$2
 shift 2
-exec bash "$(dirname "$0")/dist_launch.sh" train.py "$GPUS" "$CONFIG" "$@"
+exec bash "$(dirname "$0")/misc/dist_launch.sh" train.py "$GPUS" "$CONFIG" "$@"

@@ -14,8 +14,8 @@ from mmengine.config import Config, ConfigDict
 TRAIN_LOADERS = ('train_dataloader', 'val_dataloader')
 TEST_LOADERS = ('test_dataloader',)
 
-TOY_HINT = ('for the built-in toy data run `python tools/make_toy_data.py '
-            '{coco,ade20k}`, or point data_root at your copy with '
+TOY_HINT = ('for the built-in toy data run `python '
+            'tools/misc/make_toy_data.py {coco,ade20k}`, or point data_root at your copy with '
             '--cfg-options')
 
 

@@ -1,5 +1,5 @@
 # Data, schedule and runtime for the toy segmentation configs: the ADE20K-
-# format textured-shapes dataset of `python tools/make_toy_data.py ade20k`
+# format textured-shapes dataset of `python tools/misc/make_toy_data.py ade20k`
 # (128 px images), read by mmseg's unchanged ADE20KDataset and sized to train
 # in minutes on 2 CPU cores.
 _base_ = [

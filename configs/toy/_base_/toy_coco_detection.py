@@ -1,5 +1,5 @@
 # Data, schedule and runtime for the toy detection configs: the COCO-format
-# shapes dataset of `python tools/make_toy_data.py coco` (128 px images,
+# shapes dataset of `python tools/misc/make_toy_data.py coco` (128 px images,
 # circles / squares / triangles), sized to train in minutes on 2 CPU cores.
 _base_ = [
     'mmdet::_base_/datasets/coco_detection.py',

@@ -1,53 +1,32 @@
-"""Our ResNeSt against mmdet's, mmseg's, the official and timm's, side by side.
+"""``benchmark backbone``: our ResNeSt beside mmdet's, mmseg's, the official
+and timm's, in one process.
 
-    python tools/benchmark.py backbone    # ResNeSt-50d, 2 x 128^2, 5 repeats
-    python tools/benchmark.py backbone --device cuda --batch-size 32 \\
-        --input-size 224 --precisions fp32 amp bf16 --channels-last off on
-    python tools/benchmark.py cp-memory --batch-size 8 --input-size 512
-    python tools/benchmark.py e2e --repeats 3         # Faster R-CNN S-50, slow
-
-``backbone``: eval forward and train forward+backward speed (images/s) and
-the peak memory of an eval forward and of a train step, for every model in
-one process, interleaved (``tools/benchmark_utils.py``), per precision (fp32,
-amp, bf16) and layout (NCHW, NHWC); ratios are to mmdet's model in the same
-setting, and the issue's targets are checked against mmdet in fp32 NCHW. Also
-the dense 3x3 conv rate of the device and the share of it each model reaches.
-``cp-memory``: ours with and without ``with_cp``. ``e2e``: see
-``tools/benchmark_e2e.py``; on a CPU one iteration takes about a minute (the
-box head's 512 RoIs per image). Each command writes
-``<out-dir>/<command>.json`` and ``.md`` and prints the tables.
-
-On a shared CPU machine ``--threads 1`` gives steadier numbers: with two
-OpenMP threads on oversubscribed cores every op waits for a descheduled thread.
+Eval forward and train forward+backward speed (images/s) and the peak memory
+of an eval forward and of a train step, interleaved (:mod:`.timing`), per
+precision (fp32, amp, bf16) and layout (NCHW, NHWC); ratios are to mmdet's
+model in the same setting, and the targets are checked against mmdet in fp32
+NCHW. Also the dense 3x3 conv rate of the device and the share of it each
+model reaches.
 """
 import argparse
 import copy
-import os
 import statistics
-import sys
-import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
-from mmengine.config import DictAction
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-if __package__ in (None, ''):  # run as a script: make ``tools`` importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
+from resnest_mm.benchmark.peers import build_peer, compiled_deploy, convert
+from resnest_mm.benchmark.timing import (eval_step, interleaved,
+                                         peak_memory_bytes, summary, target,
+                                         train_step)
+from resnest_mm.models import ResNeSt
 
-from resnest_mm.models import ResNeSt  # noqa: E402
-from tools.benchmark_peers import (PEERS, build_peer,  # noqa: E402
-                                   compiled_deploy, convert)
-from tools.benchmark_utils import (eval_step, interleaved,  # noqa: E402
-                                   peak_memory_bytes, summary, target,
-                                   targets_table, train_step, write_report)
-
+#: Models that only run inference (no train step, no train memory).
 EVAL_ONLY = ('ours-deploy', 'ours-deploy-compiled')
 
 
-# -------------------------------------------------------------- backbones
 def dense_conv_rate(device: torch.device, precision: str, channels_last: bool,
                     repeats: int) -> float:
     """FLOP/s of one large 3x3 conv (256 -> 256 channels), the card's or
@@ -206,42 +185,6 @@ def backbone_targets(result: dict) -> List[dict]:
     return [r for r in rows if r is not None]
 
 
-# ------------------------------------------------------ with_cp memory
-def bench_cp_memory(args: argparse.Namespace) -> dict:
-    """Peak train-step memory of ours with and without ``with_cp``, same
-    weights and input, and the largest gradient difference between them."""
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    plain = ResNeSt(arch=args.arch, norm_eval=False).to(device).train()
-    ckpt = ResNeSt(arch=args.arch, norm_eval=False, with_cp=True)
-    ckpt.load_state_dict(plain.state_dict())
-    ckpt.to(device).train()
-    x = torch.randn(args.batch_size, 3, args.input_size, args.input_size,
-                    device=device)
-    result = dict(config=vars(args), threads=torch.get_num_threads(),
-                  torch=torch.__version__)
-    for name, model in (('plain', plain), ('with_cp', ckpt)):
-        step = train_step(model, x, device, 'fp32', free_grads=False)
-        start = time.perf_counter()
-        result[f'{name}_peak_mib'] = peak_memory_bytes(step, device) / 2**20
-        result[f'{name}_step_s'] = time.perf_counter() - start
-    grads = [(p.grad, q.grad) for p, q in zip(plain.parameters(),
-                                             ckpt.parameters())]
-    scale = max(g.abs().max().item() for g, _ in grads)
-    result['grad_max_abs_diff'] = max((g - h).abs().max().item()
-                                      for g, h in grads)
-    result['grad_max_abs'] = scale
-    saving = 1 - result['with_cp_peak_mib'] / result['plain_peak_mib']
-    result['targets'] = [
-        target('with_cp peak memory saving', saving, 0.4),
-        target('with_cp grad max abs diff / max abs grad',
-                result['grad_max_abs_diff'] / scale, 1e-4,
-                higher_is_better=False)
-    ]
-    return result
-
-
-# ------------------------------------------------------------- reporting
 def _cell(stats: Optional[dict], ref: Optional[dict]) -> List[str]:
     if not stats:
         return ['-', '-']
@@ -282,95 +225,3 @@ def backbone_markdown(result: dict) -> List[str]:
     lines += [f'Skipped: {name}: {why}'
               for name, why in result['skipped'].items()]
     return lines
-
-
-def cp_memory_markdown(result: dict) -> List[str]:
-    cfg = result['config']
-    return [f"{cfg['arch']} train step, batch {cfg['batch_size']}, "
-            f"{cfg['input_size']}x{cfg['input_size']}, {cfg['device']}", '',
-            '| with_cp | peak MiB | step s |', '|---|---|---|',
-            f"| False | {result['plain_peak_mib']:.0f} | "
-            f"{result['plain_step_s']:.1f} |",
-            f"| True | {result['with_cp_peak_mib']:.0f} | "
-            f"{result['with_cp_step_s']:.1f} |"]
-
-
-# ------------------------------------------------------------------- CLI
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument('--device', default='cpu', help='cpu or cuda[:i]')
-    common.add_argument('--threads', type=int, default=None,
-                        help='CPU threads (default: torch\'s default)')
-    common.add_argument('--warmup', type=int, default=1)
-    common.add_argument('--repeats', type=int, default=5)
-    common.add_argument('--out-dir', default='work_dirs/benchmark')
-    common.add_argument('--arch', default='resnest50d')
-    common.add_argument('--batch-size', type=int, default=2)
-    sub = parser.add_subparsers(dest='command', required=True)
-
-    bb = sub.add_parser('backbone', parents=[common],
-                        help='backbones side by side')
-    bb.add_argument('--input-size', type=int, default=128)
-    bb.add_argument('--peers', nargs='+', default=list(PEERS),
-                    choices=PEERS)
-    bb.add_argument('--precisions', nargs='+', default=['fp32'],
-                    choices=['fp32', 'amp', 'bf16'],
-                    help='amp: autocast to fp16 on CUDA, bf16 on CPU')
-    bb.add_argument('--channels-last', nargs='+', default=['off'],
-                    choices=['off', 'on'])
-    bb.add_argument('--modes', nargs='+', default=['eval', 'train', 'memory'],
-                    choices=['eval', 'train', 'memory'])
-    bb.add_argument('--compile', action='store_true',
-                    help='add torch.compile of the deploy model (slow to '
-                    'build on CPU: about 1.5 min for ResNeSt-50)')
-
-    cp = sub.add_parser('cp-memory', parents=[common],
-                        help='peak train memory with and without with_cp')
-    cp.add_argument('--input-size', type=int, default=256)
-
-    e2e = sub.add_parser('e2e', parents=[common],
-                         help='Faster R-CNN S-50: our config vs mmdet\'s')
-    e2e.add_argument('--image-size', type=int, default=320)
-    e2e.add_argument('--boxes', type=int, default=5,
-                     help='ground-truth boxes per image')
-    e2e.add_argument('--precision', default='fp32', choices=['fp32', 'amp'])
-    e2e.add_argument('--channels-last', action='store_true')
-    e2e.add_argument('--ours-config', default='configs/'
-                     'faster_rcnn_resnest50_fpn.py')
-    e2e.add_argument('--cfg-options', nargs='+', action=DictAction,
-                     default={}, help='overrides for both configs, e.g. '
-                     'model.train_cfg.rcnn.sampler.num=64')
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> dict:
-    args = parse_args(argv)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads or threads)
-    try:
-        result, markdown = run_command(args)
-    finally:
-        torch.set_num_threads(threads)
-    markdown += [''] + targets_table(result['targets'])
-    write_report(result, markdown, args.out_dir, args.command)
-    print('\n'.join(markdown))
-    print(f'written: {args.out_dir}/{args.command}.json and .md')
-    return result
-
-
-def run_command(args: argparse.Namespace) -> Tuple[dict, List[str]]:
-    """The result dict and its markdown lines for ``args.command``."""
-    if args.command == 'backbone':
-        result = bench_backbones(args)
-        return result, backbone_markdown(result)
-    if args.command == 'cp-memory':
-        result = bench_cp_memory(args)
-        return result, cp_memory_markdown(result)
-    from tools.benchmark_e2e import bench_e2e, e2e_markdown
-    result = bench_e2e(args)
-    return result, e2e_markdown(result)
-
-
-if __name__ == '__main__':
-    main()

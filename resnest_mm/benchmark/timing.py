@@ -1,4 +1,4 @@
-"""Measuring helpers shared by ``tools/benchmark.py`` and its e2e mode.
+"""Measuring helpers shared by every ``benchmark`` command.
 
 Timing is interleaved: per repeat every candidate runs once, in an order
 rotated by one each repeat, so drifting machine load hits all alike.

@@ -1,55 +1,24 @@
-"""Convert a ResNeSt checkpoint of any release layout into ours (mmdet's keys).
+"""Convert a checkpoint file of any ResNeSt release layout into ours.
 
-    python tools/convert_weights.py resnest50-528c19ca.pth resnest50_mm.pth
-    python tools/convert_weights.py model.safetensors s50d.pth --from timm \
-        --arch resnest50d
-    python tools/convert_weights.py mask_rcnn_s50.pth s50.pth --from mmdet
-
-SRC is read without running pickled code (``weights_only``, or safetensors).
-Its layout is detected (official, timm, mmpretrain/mmcls, or an mmdet/mmseg
-detector or segmentor, whose ``backbone.*`` part is kept); classifier heads
-and non-backbone parts are dropped and listed. The weights must fit the
-target backbone: ``--arch`` and/or ``--cfg-options`` (ResNeSt arguments), by
-default the variant the weights show. They are loaded into it with
-``strict=True`` before DST is written, as ``{'meta', 'state_dict'}``, ready
-for ``init_cfg=dict(type='Pretrained', checkpoint=DST)``.
-
-Keys the converter cannot place stop the tool (exit 1) with their list,
-unless ``--allow-unplaced``; a variant mismatch always stops it.
+The command line is ``tools/model_converters/convert_weights.py``; this is
+what it runs. SRC is read without running pickled code (``weights_only``, or
+safetensors); its layout is detected, the backbone part kept, and the result
+loaded with ``strict=True`` into the target backbone before DST is written as
+``{'meta', 'state_dict'}``.
 """
-import argparse
 from collections import OrderedDict
 from typing import List, Optional, Tuple
 
 import torch
-from mmengine.config import DictAction
 
 from resnest_mm.models import ARCH_PRESETS, ResNeSt
-from resnest_mm.weights import (ArchMismatchError, check_fits,
-                                convert_checkpoint, read_weights,
-                                summarize_arch)
-from resnest_mm.weights.arch_check import ARCH_METADATA_KEY, ArchSummary
-from resnest_mm.weights.formats import FORMAT_ALIASES, describe_dropped
+from resnest_mm.weights.arch_check import (ARCH_METADATA_KEY,
+                                           ArchMismatchError, ArchSummary,
+                                           check_fits, summarize_arch)
+from resnest_mm.weights.formats import (FORMAT_ALIASES, convert_checkpoint,
+                                        describe_dropped)
+from resnest_mm.weights.files import read_weights
 from resnest_mm.weights.load_hook import model_avd_first
-
-FROM_CHOICES = ('auto', 'official', 'timm', 'mmpretrain', 'mmcls', 'mmdet',
-                'mmseg', 'resnest_mm')
-
-
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='checkpoint (.pth or .safetensors)')
-    parser.add_argument('dst', help='where to write the converted checkpoint')
-    parser.add_argument('--from', dest='source_format', default='auto',
-                        choices=FROM_CHOICES,
-                        help='layout of SRC (default: detect it)')
-    parser.add_argument('--arch', choices=sorted(ARCH_PRESETS),
-                        help='target variant (default: what SRC shows)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, help='ResNeSt arguments, key=value')
-    parser.add_argument('--allow-unplaced', action='store_true',
-                        help='write DST even if some keys have no place')
-    return parser.parse_args(argv)
 
 
 def guess_arch(summary: ArchSummary) -> Tuple[dict, List[str]]:
@@ -76,7 +45,7 @@ def guess_arch(summary: ArchSummary) -> Tuple[dict, List[str]]:
     return args, [f'no named variant has these shapes; building {args}']
 
 
-def convert(src: str, dst: str, source_format: str = 'auto',
+def convert_file(src: str, dst: str, source_format: str = 'auto',
             arch: Optional[str] = None, model_args: Optional[dict] = None,
             allow_unplaced: bool = False) -> List[str]:
     """Convert SRC into DST; return the report lines.
@@ -130,14 +99,3 @@ def convert(src: str, dst: str, source_format: str = 'auto',
                  f'({summarize_arch(model.state_dict()).describe()}, '
                  f'avd_first={model_avd_first(model)}); wrote {dst}')
     return lines
-
-
-def main(argv: Optional[List[str]] = None) -> None:
-    args = parse_args(argv)
-    lines = convert(args.src, args.dst, args.source_format, args.arch,
-                    args.cfg_options, args.allow_unplaced)
-    print('\n'.join(lines))
-
-
-if __name__ == '__main__':
-    main()

@@ -1,8 +1,8 @@
 """Write the built-in toy datasets that the configs under configs/toy/ read.
 
-    python tools/make_toy_data.py coco            # -> data/toy_coco/
-    python tools/make_toy_data.py coco --out-dir /tmp/toy --seed 1
-    python tools/make_toy_data.py ade20k          # -> data/toy_ade20k/
+    python tools/misc/make_toy_data.py coco            # -> data/toy_coco/
+    python tools/misc/make_toy_data.py coco --out-dir /tmp/toy --seed 1
+    python tools/misc/make_toy_data.py ade20k          # -> data/toy_ade20k/
 
 The same seed writes the same files; existing files are overwritten.
 """

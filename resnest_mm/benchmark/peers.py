@@ -1,4 +1,4 @@
-"""The models ``tools/benchmark.py backbone`` compares, all returning the
+"""The models ``benchmark backbone`` compares, all returning the
 four stage outputs ``(B, 256 * 2**i, H / 2**(i+2), W / 2**(i+2))``.
 
 - ``ours``, ``ours-deploy`` (``switch_to_deploy()``: folded BN, NHWC) and

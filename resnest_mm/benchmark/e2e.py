@@ -1,4 +1,4 @@
-"""End-to-end view for ``tools/benchmark.py e2e``: Faster R-CNN train steps.
+"""End-to-end view for ``benchmark e2e``: Faster R-CNN train steps.
 
 Builds our ``configs/faster_rcnn_resnest50_fpn.py`` and mmdet's own ResNeSt-50
 Faster R-CNN config from the mmdet package, both through mmengine's ``Config``
@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 from torch import nn
 
-from tools.benchmark_utils import (interleaved, peak_memory_bytes, summary,
+from resnest_mm.benchmark.timing import (interleaved, peak_memory_bytes, summary,
                                    target)
 
 STOCK_CONFIG = ('resnest/faster-rcnn_s50_fpn_syncbn-backbone+head_ms-range-'

@@ -1,0 +1,1 @@
+"""Looking into a ResNeSt: output levels (:mod:`.backbone_summary`)."""

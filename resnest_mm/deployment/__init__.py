@@ -1,0 +1,1 @@
+"""Shipping models: ONNX export (:mod:`.backbone_onnx`)."""

@@ -1,0 +1,111 @@
+"""Our ResNeSt against mmdet's, mmseg's, the official and timm's, side by side.
+
+    python tools/analysis_tools/benchmark.py backbone  # ResNeSt-50d, 2 x 128^2
+    python tools/analysis_tools/benchmark.py backbone --device cuda \\
+        --batch-size 32 --input-size 224 --precisions fp32 amp bf16 \\
+        --channels-last off on
+    python tools/analysis_tools/benchmark.py cp-memory --batch-size 8 \\
+        --input-size 512
+    python tools/analysis_tools/benchmark.py e2e --repeats 3  # slow
+
+``backbone`` (:mod:`resnest_mm.benchmark.backbone`): eval and train speed and
+peak memory of every model in one process, interleaved, with ratios to
+mmdet's. ``cp-memory`` (:mod:`resnest_mm.benchmark.cp_memory`): ours with and
+without ``with_cp``. ``e2e`` (:mod:`resnest_mm.benchmark.e2e`): a Faster R-CNN
+S-50 training iteration, our config against mmdet's; on a CPU one iteration
+takes about a minute. Each command writes ``<out-dir>/<command>.json`` and
+``.md`` and prints the tables.
+
+On a shared CPU machine ``--threads 1`` gives steadier numbers: with two
+OpenMP threads on oversubscribed cores every op waits for a descheduled thread.
+"""
+import argparse
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.config import DictAction
+
+from resnest_mm.benchmark.backbone import backbone_markdown, bench_backbones
+from resnest_mm.benchmark.cp_memory import bench_cp_memory, cp_memory_markdown
+from resnest_mm.benchmark.peers import PEERS
+from resnest_mm.benchmark.timing import targets_table, write_report
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('--device', default='cpu', help='cpu or cuda[:i]')
+    common.add_argument('--threads', type=int, default=None,
+                        help='CPU threads (default: torch\'s default)')
+    common.add_argument('--warmup', type=int, default=1)
+    common.add_argument('--repeats', type=int, default=5)
+    common.add_argument('--out-dir', default='work_dirs/benchmark')
+    common.add_argument('--arch', default='resnest50d')
+    common.add_argument('--batch-size', type=int, default=2)
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    bb = sub.add_parser('backbone', parents=[common],
+                        help='backbones side by side')
+    bb.add_argument('--input-size', type=int, default=128)
+    bb.add_argument('--peers', nargs='+', default=list(PEERS),
+                    choices=PEERS)
+    bb.add_argument('--precisions', nargs='+', default=['fp32'],
+                    choices=['fp32', 'amp', 'bf16'],
+                    help='amp: autocast to fp16 on CUDA, bf16 on CPU')
+    bb.add_argument('--channels-last', nargs='+', default=['off'],
+                    choices=['off', 'on'])
+    bb.add_argument('--modes', nargs='+', default=['eval', 'train', 'memory'],
+                    choices=['eval', 'train', 'memory'])
+    bb.add_argument('--compile', action='store_true',
+                    help='add torch.compile of the deploy model (slow to '
+                    'build on CPU: about 1.5 min for ResNeSt-50)')
+
+    cp = sub.add_parser('cp-memory', parents=[common],
+                        help='peak train memory with and without with_cp')
+    cp.add_argument('--input-size', type=int, default=256)
+
+    e2e = sub.add_parser('e2e', parents=[common],
+                         help='Faster R-CNN S-50: our config vs mmdet\'s')
+    e2e.add_argument('--image-size', type=int, default=320)
+    e2e.add_argument('--boxes', type=int, default=5,
+                     help='ground-truth boxes per image')
+    e2e.add_argument('--precision', default='fp32', choices=['fp32', 'amp'])
+    e2e.add_argument('--channels-last', action='store_true')
+    e2e.add_argument('--ours-config', default='configs/'
+                     'faster_rcnn_resnest50_fpn.py')
+    e2e.add_argument('--cfg-options', nargs='+', action=DictAction,
+                     default={}, help='overrides for both configs, e.g. '
+                     'model.train_cfg.rcnn.sampler.num=64')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    args = parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads or threads)
+    try:
+        result, markdown = run_command(args)
+    finally:
+        torch.set_num_threads(threads)
+    markdown += [''] + targets_table(result['targets'])
+    write_report(result, markdown, args.out_dir, args.command)
+    print('\n'.join(markdown))
+    print(f'written: {args.out_dir}/{args.command}.json and .md')
+    return result
+
+
+def run_command(args: argparse.Namespace) -> Tuple[dict, List[str]]:
+    """The result dict and its markdown lines for ``args.command``."""
+    if args.command == 'backbone':
+        result = bench_backbones(args)
+        return result, backbone_markdown(result)
+    if args.command == 'cp-memory':
+        result = bench_cp_memory(args)
+        return result, cp_memory_markdown(result)
+    from resnest_mm.benchmark.e2e import bench_e2e, e2e_markdown
+    result = bench_e2e(args)
+    return result, e2e_markdown(result)
+
+
+if __name__ == '__main__':
+    main()
