@@ -94,3 +94,30 @@ def test_e2e_faster_rcnn_train_steps(tmp_path):
     assert result['note'] is None  # our config exists
     assert all(m['iters_per_s'] > 0 and m['train_peak_mib'] > 0
                for m in result['models'].values())
+
+
+def test_gpu_suite_quick_mode_runs_every_part_on_a_cpu(tmp_path):
+    result = main(['gpu-suite', '--device', 'cpu', '--quick', '--threads',
+                   '1', '--out-dir', str(tmp_path)])
+    settings = {(s['precision'], s['channels_last']): s['peers']
+                for s in result['backbone']['settings']}
+    assert set(settings) == {(p, c) for p in ('fp32', 'amp', 'bf16')
+                             for c in (False, True)}
+    for peers in settings.values():
+        assert all(peers[n]['eval']['images_per_s'] > 0
+                   for n in ('ours', 'ours-deploy', 'mmdet'))
+        assert all(peers[n]['train']['images_per_s'] > 0
+                   for n in ('ours', 'mmdet'))
+    assert set(result['e2e']['models']) == {'ours', 'mmdet'}
+    names = {t['name']: t['target'] for t in result['targets']}
+    assert names['Faster R-CNN S-50 train iter/s / mmdet stock config'] == 1.3
+    assert names['with_cp peak memory saving'] == 0.4
+    table = (tmp_path / 'gpu-suite.md').read_text()
+    for part in ('## Backbone', '## Faster R-CNN S-50 training',
+                 '## with_cp', '| target |'):
+        assert part in table
+
+
+def test_e2e_amp_needs_cuda(tmp_path):
+    with pytest.raises(ValueError, match='--precision amp needs a CUDA'):
+        main(['e2e', '--precision', 'amp', '--out-dir', str(tmp_path)])

@@ -7,13 +7,16 @@
     python tools/analysis_tools/benchmark.py cp-memory --batch-size 8 \\
         --input-size 512
     python tools/analysis_tools/benchmark.py e2e --repeats 3  # slow
+    python tools/analysis_tools/benchmark.py gpu-suite  # every GPU target
 
 ``backbone`` (:mod:`resnest_mm.benchmark.backbone`): eval and train speed and
 peak memory of every model in one process, interleaved, with ratios to
 mmdet's. ``cp-memory`` (:mod:`resnest_mm.benchmark.cp_memory`): ours with and
 without ``with_cp``. ``e2e`` (:mod:`resnest_mm.benchmark.e2e`): a Faster R-CNN
 S-50 training iteration, our config against mmdet's; on a CPU one iteration
-takes about a minute. Each command writes ``<out-dir>/<command>.json`` and
+takes about a minute. ``gpu-suite`` (:mod:`resnest_mm.benchmark.gpu_suite`):
+all GPU targets in one table; ``--quick`` runs it at toy sizes on a CPU.
+Each command writes ``<out-dir>/<command>.json`` and
 ``.md`` and prints the tables.
 
 On a shared CPU machine ``--threads 1`` gives steadier numbers: with two
@@ -27,6 +30,7 @@ from mmengine.config import DictAction
 
 from resnest_mm.benchmark.backbone import backbone_markdown, bench_backbones
 from resnest_mm.benchmark.cp_memory import bench_cp_memory, cp_memory_markdown
+from resnest_mm.benchmark.gpu_suite import run_gpu_suite
 from resnest_mm.benchmark.peers import PEERS
 from resnest_mm.benchmark.timing import targets_table, write_report
 
@@ -70,12 +74,24 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     e2e.add_argument('--boxes', type=int, default=5,
                      help='ground-truth boxes per image')
     e2e.add_argument('--precision', default='fp32', choices=['fp32', 'amp'])
-    e2e.add_argument('--channels-last', action='store_true')
+    e2e.add_argument('--channels-last', action='store_true',
+                     help='both models in NHWC')
+    e2e.add_argument('--ours-channels-last', action='store_true',
+                     help='only ours in NHWC')
     e2e.add_argument('--ours-config', default='configs/'
                      'faster_rcnn_resnest50_fpn.py')
     e2e.add_argument('--cfg-options', nargs='+', action=DictAction,
                      default={}, help='overrides for both configs, e.g. '
                      'model.train_cfg.rcnn.sampler.num=64')
+
+    suite = sub.add_parser('gpu-suite', help='every GPU target in one run '
+                           '(under 8 minutes on a CUDA card)')
+    suite.add_argument('--device', default='cuda')
+    suite.add_argument('--quick', action='store_true',
+                       help='toy sizes, no compile: checks that every path '
+                       'runs (CI does this on a CPU)')
+    suite.add_argument('--threads', type=int, default=None)
+    suite.add_argument('--out-dir', default='work_dirs/benchmark')
     return parser.parse_args(argv)
 
 
@@ -102,6 +118,8 @@ def run_command(args: argparse.Namespace) -> Tuple[dict, List[str]]:
     if args.command == 'cp-memory':
         result = bench_cp_memory(args)
         return result, cp_memory_markdown(result)
+    if args.command == 'gpu-suite':
+        return run_gpu_suite(args.device, args.quick)
     from resnest_mm.benchmark.e2e import bench_e2e, e2e_markdown
     result = bench_e2e(args)
     return result, e2e_markdown(result)
