@@ -1,10 +1,13 @@
 """Toy detection end to end through the real tools: train, checkpoint,
-evaluate, interrupt and resume, two-process training, mmdet's own test tool.
+evaluate, interrupt and resume, two-process training, mmdet's own test,
+analyze_logs and confusion_matrix tools on the run's log and predictions.
 
 These are the slow tests of the suite (minutes): each runs the tools as a user
 would, in a subprocess, on the generated toy COCO data.
 """
-import os
+import json
+import pickle
+import re
 import signal
 import socket
 import subprocess
@@ -21,7 +24,7 @@ from mmengine.registry import init_default_scope
 
 from resnest_mm.toy_data import make_toy_coco
 from toy_runs import (REPO, TOY_FASTER, TRAIN_TIMEOUT_S, logged_metric,
-                       run_tool)
+                       read_image, run_tool)
 
 #: The toy config's schedule: CI trains exactly what the README's command does.
 EPOCHS = 12
@@ -108,6 +111,48 @@ def test_mmdet_own_tools_run_our_config(trained, tested, tmp_path):
         'train_cfg.max_epochs=1', 'train_cfg.val_interval=1'], tmp_path)
     state = torch.load(tmp_path / 'c/epoch_1.pth', weights_only=True)
     assert 'backbone.layer4.0.conv2.fc2.weight' in state['state_dict']
+
+
+def test_mmdet_analyze_logs_reads_the_training_log(trained, tmp_path):
+    root, _ = trained
+    log, = [p for p in (root / 'wd').glob('*/vis_data/*.json')
+            if p.name != 'scalars.json']
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    train = [r for r in records if 'loss' in r]
+    assert {r['epoch'] for r in train} == set(range(1, EPOCHS + 1))
+    out = tmp_path / 'curves.png'
+    proc = _run_mmdet_tool('analysis_tools/analyze_logs.py', [
+        'plot_curve', log, '--keys', 'loss', 'bbox_mAP', '--out', out,
+        '--backend', 'agg', '--eval-interval', str(EPOCHS)], tmp_path)
+    assert 'metric is bbox_mAP' in proc.stdout
+    assert read_image(out).shape[2] == 3
+    # --include-outliers: the tool files each epoch's first line under the
+    # epoch before, which leaves the last epoch one time to drop (NaN)
+    proc = _run_mmdet_tool('analysis_tools/analyze_logs.py', [
+        'cal_train_time', log, '--include-outliers'], tmp_path)
+    printed = re.search(r'average iter time: ([0-9.]+) s/iter', proc.stdout)
+    assert printed, proc.stdout
+    times = [r['time'] for r in train]
+    assert min(times) - 1e-4 <= float(printed[1]) <= max(times) + 1e-4
+
+
+def test_mmdet_confusion_matrix_of_test_tool_results(trained, tested,
+                                                     tmp_path):
+    root, _ = trained
+    _, results = tested
+    with open(results, 'rb') as f:
+        predictions = pickle.load(f)
+    val = json.loads((root / 'data/toy_coco/annotations/'
+                      'instances_val2017.json').read_text())
+    assert len(predictions) == len(val['images'])
+    _run_mmdet_tool('analysis_tools/confusion_matrix.py', [
+        TOY_FASTER, results, tmp_path / 'cm', '--score-thr', '0.05'], root)
+    # the tool sizes its figure by the classes it read: 0.5 in (90 px) per
+    # label, the toy config's 3 classes + background (COCO's 80 would be
+    # 7290 px wide)
+    labels = len(val['categories']) + 1
+    assert read_image(tmp_path / 'cm/confusion_matrix.png').shape == (
+        labels * 72, labels * 90, 3)
 
 
 def test_killed_run_resumes_from_its_checkpoint(tmp_path):

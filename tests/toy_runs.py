@@ -79,3 +79,11 @@ def toy_data_options(root: Path) -> List[str]:
     return [f'{loader}.dataset.data_root={root}/' for loader in (
         'train_dataloader', 'val_dataloader', 'test_dataloader')] + [
         f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
+
+
+def read_image(path: Path) -> 'np.ndarray':
+    """A picture a tool wrote, as BGR ``(H, W, 3)``; it must decode."""
+    import cv2
+    img = cv2.imread(str(path))
+    assert img is not None, f'{path} does not decode'
+    return img
