@@ -1,0 +1,232 @@
+"""The split-attention viewer: resnest_mm.visualization and
+tools/analysis_tools/vis_split_attention.py."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from resnest_mm.models import ResNeSt
+from resnest_mm.models.split_attention import SplitAttentionConv2d
+from resnest_mm.visualization import (SplitAttentionProbe, VIEW_FILES,
+                                      block_summary, dominant_split,
+                                      save_split_attention_views,
+                                      split_contributions)
+from resnest_mm.visualization.model_inputs import build_config_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOL = os.path.join('tools', 'analysis_tools', 'vis_split_attention.py')
+TOY_CONFIG = os.path.join(REPO, 'configs', 'toy',
+                          'faster_rcnn_resnest14_fpn_toy.py')
+BLOCKS = ['layer1.0', 'layer2.0', 'layer3.0', 'layer4.0']
+#: Tiny backbones covering the cases the viewer must handle.
+CASES = dict(
+    radix2=dict(),
+    radix4_groups2=dict(radix=4, groups=2),
+    radix1=dict(radix=1),
+    avd_first=dict(avd_first=True),
+    dilated=dict(strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4)),
+    deploy=dict(deploy=True),
+)
+
+
+def tiny_backbone(deploy: bool = False, **kwargs) -> ResNeSt:
+    torch.manual_seed(0)
+    backbone = ResNeSt(depth=14, stem_channels=16, base_channels=8,
+                       **kwargs).eval()
+    for module in backbone.modules():  # non-trivial eval-mode norms
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.uniform_(module.bias, -0.2, 0.2)
+    if deploy:
+        backbone.switch_to_deploy()
+    return backbone
+
+
+def layers(backbone: nn.Module) -> dict:
+    return {name.rpartition('.')[0]: m for name, m in backbone.named_modules()
+            if isinstance(m, SplitAttentionConv2d)}
+
+
+def recompute(layer: SplitAttentionConv2d, x: torch.Tensor):
+    """Radix weights (B, R, C) and splits (B, R, C, H, W) from the layer's
+    own modules, written out here independently of the probe."""
+    y = F.relu(layer.norm0(layer.conv(x)))
+    batch, radix = y.shape[0], layer.radix
+    splits = y.reshape(batch, radix, layer.channels, *y.shape[2:])
+    context = splits.sum(1).mean((2, 3))  # (B, C)
+    if isinstance(layer.fc1, nn.Linear):  # deploy mode
+        hidden = F.relu(layer.norm1(layer.fc1(context)))
+    else:
+        hidden = F.relu(layer.norm1(layer.fc1(context[..., None, None])))
+    logits = layer.fc2(hidden).reshape(batch, -1)  # group-major
+    if radix == 1:
+        return torch.sigmoid(logits)[:, None], splits
+    weights = logits.view(batch, layer.groups, radix, -1).softmax(2)
+    return weights.transpose(1, 2).reshape(batch, radix, -1), splits
+
+
+def record(backbone: nn.Module, size: int = 64):
+    """Probe records plus each layer's input and output, captured here."""
+    seen = {}
+    handles = [
+        layer.register_forward_hook(
+            lambda m, args, out, name=name: seen.__setitem__(
+                name, (args[0].clone(), out.clone())))
+        for name, layer in layers(backbone).items()
+    ]
+    torch.manual_seed(1)
+    with torch.no_grad(), SplitAttentionProbe(backbone) as probe:
+        backbone(torch.randn(2, 3, size, size))
+    for handle in handles:
+        handle.remove()
+    return probe, seen
+
+
+@pytest.mark.parametrize('case', list(CASES))
+def test_records_equal_recomputation(case):
+    backbone = tiny_backbone(**CASES[case])
+    probe, seen = record(backbone)
+    assert list(probe.records) == BLOCKS
+    assert list(probe.stage_outputs) == ['layer1', 'layer2', 'layer3',
+                                         'layer4']
+    with torch.no_grad():
+        for name, layer in layers(backbone).items():
+            x, out = seen[name]
+            weights, splits = recompute(layer, x)
+            rec = probe.records[name]
+            torch.testing.assert_close(rec.weights, weights, rtol=1e-4,
+                                       atol=1e-5)
+            torch.testing.assert_close(rec.splits, splits, rtol=1e-4,
+                                       atol=1e-5)
+            # the splits' contributions add up to the layer's output
+            torch.testing.assert_close(
+                split_contributions(rec).sum(1), out.sum(1), rtol=1e-4,
+                atol=1e-4)
+
+
+@pytest.mark.parametrize('radix,groups', [(2, 1), (4, 2)])
+def test_split0_bias_gives_split0_everywhere(radix, groups):
+    backbone = tiny_backbone(radix=radix, groups=groups)
+    with torch.no_grad():
+        for layer in layers(backbone).values():
+            layer.fc2.weight.zero_()
+            layer.fc2.bias.zero_()
+            layer.fc2.bias.view(groups, radix, -1)[:, 0] = 30.0
+            layer.norm0.bias.fill_(5.0)  # every split response positive
+    probe, _ = record(backbone)
+    for summary in block_summary(probe.records):
+        assert summary['entropy'] < 1e-3, summary
+        assert summary['split_mean_weights'][0] > 0.999, summary
+    for rec in probe.records.values():
+        dominant = dominant_split(split_contributions(rec))
+        assert dominant.shape == rec.splits.shape[:1] + rec.splits.shape[3:]
+        assert (dominant == 0).all(), rec.name
+
+
+@pytest.mark.parametrize('radix', [1, 2, 4])
+def test_zero_logits_give_entropy_one(radix):
+    backbone = tiny_backbone(radix=radix)
+    with torch.no_grad():
+        for layer in layers(backbone).values():
+            layer.fc2.weight.zero_()
+            layer.fc2.bias.zero_()
+    probe, _ = record(backbone)
+    uniform = 0.5 if radix == 1 else 1 / radix
+    for summary in block_summary(probe.records):
+        assert summary['entropy'] == pytest.approx(1.0, abs=1e-5), summary
+        assert summary['split_mean_weights'] == pytest.approx(
+            [uniform] * radix, abs=1e-6)
+
+
+@pytest.mark.parametrize('radix', [1, 2])
+def test_three_to_one_weights_entropy(radix):
+    # a gate of 0.75 (radix 1) or weights 0.75/0.25 (radix 2): both have a
+    # binary entropy of 0.8113 bits
+    backbone = tiny_backbone(radix=radix)
+    with torch.no_grad():
+        for layer in layers(backbone).values():
+            layer.fc2.weight.zero_()
+            layer.fc2.bias.zero_()
+            layer.fc2.bias.view(radix, -1)[0] = np.log(3.0)
+    probe, _ = record(backbone)
+    expected = -(0.75 * np.log2(0.75) + 0.25 * np.log2(0.25))
+    for summary in block_summary(probe.records):
+        assert summary['entropy'] == pytest.approx(expected, abs=1e-5)
+        assert summary['split_mean_weights'][0] == pytest.approx(0.75,
+                                                                 abs=1e-6)
+
+
+def check_png(path: str, width: int, height: int) -> None:
+    with Image.open(path) as image:
+        image.load()
+        assert image.size == (width, height), path
+
+
+@pytest.mark.parametrize('case', ['radix1', 'radix4_groups2', 'avd_first',
+                                  'dilated', 'deploy'])
+def test_views_are_drawn(case, tmp_path):
+    backbone = tiny_backbone(**CASES[case])
+    radix = backbone.radix
+    picture = np.random.default_rng(0).integers(0, 255, (64, 64, 3),
+                                                dtype=np.uint8)
+    paths = save_split_attention_views(
+        backbone, torch.randn(1, 3, 64, 64), picture, str(tmp_path), dpi=50)
+    assert sorted(os.listdir(tmp_path)) == sorted(VIEW_FILES.values())
+    # figure inches * dpi: 1.2 in per map (square input), 4 stages
+    check_png(paths['split_maps'], round(1.2 * (1 + radix) * 50),
+              round((1.2 * 4 + 0.3) * 50))
+    check_png(paths['stage_outputs'], round(1.2 * 4 * 50),
+              round((1.2 + 0.3) * 50))
+    check_png(paths['profile'], 200, 210)
+    with open(paths['numbers']) as f:
+        blocks = json.load(f)['blocks']
+    assert [b['name'] for b in blocks] == BLOCKS
+    assert all(len(b['split_mean_weights']) == radix for b in blocks)
+    assert all(0 <= b['entropy'] <= 1 for b in blocks)
+
+
+def test_missing_config_and_checkpoint_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match='config=.*nowhere.py'):
+        build_config_model(str(tmp_path / 'nowhere.py'))
+    with pytest.raises(FileNotFoundError, match='checkpoint=.*none.pth'):
+        build_config_model(TOY_CONFIG, checkpoint=str(tmp_path / 'none.pth'))
+
+
+def run_tool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, TOOL, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_on_toy_config_and_arch(tmp_path):
+    image = tmp_path / 'shapes.png'
+    Image.fromarray(np.random.default_rng(0).integers(
+        0, 255, (96, 128, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / 'toy'
+    result = run_tool('--config', TOY_CONFIG, str(image), '--out-dir',
+                      str(out), '--device', 'cpu', '--cfg-options',
+                      'model.backbone.radix=4')
+    assert result.returncode == 0, result.stderr
+    with open(out / 'shapes' / VIEW_FILES['numbers']) as f:
+        blocks = json.load(f)['blocks']
+    assert [b['radix'] for b in blocks] == [4] * 4  # --cfg-options applied
+    out = tmp_path / 'arch'
+    result = run_tool('--arch', 'resnest14d', str(image), '--out-dir',
+                      str(out), '--size', '64', '--deploy')
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(out / 'shapes')) == sorted(VIEW_FILES.values())
+
+
+def test_cli_names_a_missing_image(tmp_path):
+    missing = str(tmp_path / 'no_such_image.jpg')
+    result = run_tool('--arch', 'resnest14d', missing)
+    assert result.returncode != 0
+    assert f"image='{missing}': no such file" in result.stderr
