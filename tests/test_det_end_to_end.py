@@ -22,6 +22,8 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from resnest_mm.deployment.model_export import build_model, export
+from resnest_mm.deployment.onnx_evaluation import evaluate_onnx
 from resnest_mm.toy_data import make_toy_coco
 from toy_runs import (REPO, TOY_FASTER, TRAIN_TIMEOUT_S, logged_metric,
                        read_image, run_tool)
@@ -153,6 +155,21 @@ def test_mmdet_confusion_matrix_of_test_tool_results(trained, tested,
     labels = len(val['categories']) + 1
     assert read_image(tmp_path / 'cm/confusion_matrix.png').shape == (
         labels * 72, labels * 90, 3)
+
+
+def test_onnx_runtime_scores_as_pytorch(trained, tested, tmp_path,
+                                        monkeypatch):
+    """The whole trained detector exported to ONNX (standard ops) and run in
+    onnxruntime on the val set: the box mAP of tools/test.py (the bound:
+    half a point)."""
+    root, checkpoint = trained
+    model, scope = build_model(str(TOY_FASTER), str(checkpoint))
+    path = str(tmp_path / 'faster_rcnn.onnx')
+    export(model, scope, path, (128, 128))
+    monkeypatch.chdir(root)  # the config's relative data_root
+    metrics = evaluate_onnx(str(TOY_FASTER), path)
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50'):
+        assert abs(metrics[key] - logged_metric(tested[0], key)) <= 0.005
 
 
 def test_killed_run_resumes_from_its_checkpoint(tmp_path):

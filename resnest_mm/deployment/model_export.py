@@ -1,0 +1,145 @@
+"""Whole detectors and segmentors from their configs to ONNX, and the
+onnxruntime-vs-PyTorch check on one image.
+
+The model is built from the config under its ``default_scope`` (``mmdet`` or
+``mmseg``) through that toolbox's registry, exported with torch's
+TorchScript-based exporter (``dynamo=False``) at opset 17 (RoiAlign's
+``half_pixel`` mode, which mmcv's ``aligned=True`` needs, is opset 16+), and
+compared with the toolbox's own ``model.predict`` on the same preprocessed
+tensor. The graphs: :mod:`resnest_mm.deployment.detector_onnx`,
+:mod:`resnest_mm.deployment.segmentor_onnx`.
+"""
+import importlib
+import os
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from resnest_mm.deployment.detector_onnx import FasterRCNNGraph
+from resnest_mm.deployment.detector_onnx import \
+    OUTPUT_NAMES as DETECTOR_OUTPUTS
+from resnest_mm.deployment.segmentor_onnx import SegmentorGraph
+from resnest_mm.deployment.segmentor_onnx import \
+    OUTPUT_NAMES as SEGMENTOR_OUTPUTS
+
+SCOPES = ('mmdet', 'mmseg')
+
+
+def load_config(config: str, cfg_options: Optional[dict] = None):
+    """``(Config, scope)``: the config file with ``cfg_options`` merged, and
+    its ``default_scope``, which must be ``'mmdet'`` or ``'mmseg'``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in SCOPES:
+        raise ValueError(f'default_scope of {config} is {scope!r}; allowed: '
+                         f'{SCOPES}')
+    return cfg, scope
+
+
+def model_registry(scope: str):
+    """``mmdet.registry.MODELS`` or ``mmseg.registry.MODELS``."""
+    return importlib.import_module(f'{scope}.registry').MODELS
+
+
+def build_model(config: str, checkpoint: Optional[str] = None,
+                cfg_options: Optional[dict] = None) -> Tuple[nn.Module, str]:
+    """The config's model (eval mode, weights from ``checkpoint`` if given)
+    and its toolbox scope, ``'mmdet'`` or ``'mmseg'``."""
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import load_checkpoint
+    cfg, scope = load_config(config, cfg_options)
+    registry = model_registry(scope)
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.build(cfg.model)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
+                        logger='silent')
+    return model.eval(), scope
+
+
+def export(model: nn.Module, scope: str, path: str, shape: Sequence[int],
+           opset: int = 17) -> Tuple[str, ...]:
+    """Write ``model``'s test-time graph, traced on a ``(1, 3, *shape)``
+    image, to ``path``; returns the output names. Height and width are
+    dynamic (and the segmentor's batch; the detector's batch is 1)."""
+    if scope == 'mmdet':
+        graph, names = FasterRCNNGraph(model), DETECTOR_OUTPUTS
+        dynamic = {'image': {2: 'height', 3: 'width'}}
+        dynamic.update({n: {0: 'detections'} for n in names})
+    elif scope == 'mmseg':
+        graph, names = SegmentorGraph(model), SEGMENTOR_OUTPUTS
+        dynamic = {'image': {0: 'batch', 2: 'height', 3: 'width'},
+                   'logits': {0: 'batch', 2: 'height', 3: 'width'},
+                   'labels': {0: 'batch', 1: 'height', 2: 'width'}}
+    else:
+        raise ValueError(f'scope is {scope!r}; allowed: {SCOPES}')
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    image = torch.randn(1, 3, *shape)
+    with torch.no_grad():
+        torch.onnx.export(graph.eval(), (image, ), path,
+                          input_names=['image'], output_names=list(names),
+                          dynamic_axes=dynamic, opset_version=opset,
+                          dynamo=False)
+    return names
+
+
+def preprocess(model: nn.Module, image: np.ndarray) -> Tensor:
+    """``(1, 3, H', W')`` model input of a BGR ``uint8`` ``(H, W, 3)`` image
+    through the model's data preprocessor (normalization, channel order,
+    test-time padding)."""
+    chw = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    with torch.no_grad():
+        return model.data_preprocessor({'inputs': [chw]}, False)['inputs']
+
+
+def pytorch_outputs(model: nn.Module, scope: str,
+                    image: Tensor) -> Tuple[Tensor, ...]:
+    """The toolbox's own ``model.predict`` on a preprocessed ``image``
+    ``(1, 3, H, W)``, as the exported graph's outputs: boxes, scores,
+    labels for a detector (no rescaling); logits ``(1, C, H, W)`` and
+    labels ``(1, H, W)`` for a segmentor."""
+    shape = tuple(image.shape[2:])
+    with torch.no_grad():
+        if scope == 'mmdet':
+            from mmdet.structures import DetDataSample
+            sample = DetDataSample(metainfo=dict(img_shape=shape,
+                                                 scale_factor=(1., 1.)))
+            out = model.predict(image, [sample], rescale=False)[0]
+            return (out.pred_instances.bboxes, out.pred_instances.scores,
+                    out.pred_instances.labels)
+        from mmseg.structures import SegDataSample
+        sample = SegDataSample(metainfo=dict(img_shape=shape, ori_shape=shape,
+                                             pad_shape=shape))
+        out = model.predict(image, [sample])[0]
+        return out.seg_logits.data[None], out.pred_sem_seg.data.long()
+
+
+def compare_with_onnxruntime(model: nn.Module, scope: str, path: str,
+                             image: Tensor) -> Dict[str, float]:
+    """onnxruntime's outputs for ``image`` against :func:`pytorch_outputs`.
+
+    Detector: ``detections`` / ``onnx_detections`` (counts) and, when they
+    agree, the largest box and score differences and the fraction of equal
+    labels (both sorted best first). Segmentor: ``max_logit_diff`` and the
+    fraction of equal labels.
+    """
+    import onnxruntime as ort
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    got = [torch.from_numpy(o)
+           for o in session.run(None, {'image': image.numpy()})]
+    want = pytorch_outputs(model, scope, image)
+    if scope == 'mmseg':
+        return {'max_logit_diff': (got[0] - want[0]).abs().max().item(),
+                'labels_equal': (got[1] == want[1]).float().mean().item()}
+    report = {'detections': len(want[0]), 'onnx_detections': len(got[0])}
+    if len(want[0]) == len(got[0]) and len(got[0]):
+        report.update(
+            max_box_diff=(got[0] - want[0]).abs().max().item(),
+            max_score_diff=(got[1] - want[1]).abs().max().item(),
+            labels_equal=(got[2] == want[2]).float().mean().item())
+    return report
