@@ -23,8 +23,7 @@ from resnest_mm.deployment.detector_onnx import \
 from resnest_mm.deployment.segmentor_onnx import SegmentorGraph
 from resnest_mm.deployment.segmentor_onnx import \
     OUTPUT_NAMES as SEGMENTOR_OUTPUTS
-
-SCOPES = ('mmdet', 'mmseg')
+from resnest_mm.engine.run_config import TASK_SCOPES, task_of
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None):
@@ -34,11 +33,7 @@ def load_config(config: str, cfg_options: Optional[dict] = None):
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    scope = cfg.get('default_scope')
-    if scope not in SCOPES:
-        raise ValueError(f'default_scope of {config} is {scope!r}; allowed: '
-                         f'{SCOPES}')
-    return cfg, scope
+    return cfg, task_of(cfg)
 
 
 def model_registry(scope: str):
@@ -77,7 +72,7 @@ def export(model: nn.Module, scope: str, path: str, shape: Sequence[int],
                    'logits': {0: 'batch', 2: 'height', 3: 'width'},
                    'labels': {0: 'batch', 1: 'height', 2: 'width'}}
     else:
-        raise ValueError(f'scope is {scope!r}; allowed: {SCOPES}')
+        raise ValueError(f'scope is {scope!r}; allowed: {TASK_SCOPES}')
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     image = torch.randn(1, 3, *shape)
     with torch.no_grad():
