@@ -65,6 +65,9 @@ setup(
     extras_require={
         'det': ['mmdet>=3.3.0,<3.4.0'],
         'seg': ['mmsegmentation>=1.2.2,<1.3.0', 'ftfy', 'regex'],
+        # ONNX export and int8 inference (tools/deployment/, --backbone-precision)
+        'deploy': ['onnx==1.23.2', 'onnxruntime==1.32.0',
+                   'scikit-image==0.25.2'],
         'tests': ['pytest', 'resnest==0.0.5', 'mmpretrain==1.2.0', 'timm==1.0.31',
                   'onnx==1.23.2', 'onnxruntime==1.32.0'],
     },

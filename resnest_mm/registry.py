@@ -8,8 +8,9 @@ out with *that toolbox's* default (:data:`TOOLBOX_DEFAULTS`), so an existing
 mmdet or mmseg config behaves as it did with the toolbox's own class.
 mmengine's root ``MODELS`` gets our class as it is, so the backbone is
 buildable when neither toolbox is installed. Our segmentation pipeline steps
-(``CheckSegMap``) go into mmseg's ``TRANSFORMS``, our training hook
-(``StopOnInvalidLossHook``) into mmengine's ``HOOKS``.
+(``CheckSegMap``) go into mmseg's ``TRANSFORMS``, our hooks
+(``StopOnInvalidLossHook``, ``BackbonePrecisionHook``) into mmengine's
+``HOOKS``.
 """
 import importlib
 import inspect
@@ -20,6 +21,7 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 
 from resnest_mm.datasets import CheckSegMap
+from resnest_mm.engine.backbone_precision import BackbonePrecisionHook
 from resnest_mm.engine.invalid_loss import StopOnInvalidLossHook
 from resnest_mm.models import ResNeSt
 
@@ -105,7 +107,8 @@ def register_seg_transforms() -> bool:
 
 
 def register_hooks() -> None:
-    """Register :class:`StopOnInvalidLossHook` in mmengine's root ``HOOKS``.
+    """Register :class:`StopOnInvalidLossHook` and
+    :class:`BackbonePrecisionHook` in mmengine's root ``HOOKS``.
 
     mmdet's and mmseg's ``HOOKS`` look names up in their parent, the root, so
     configs of either ``default_scope`` (and mmdet's and mmseg's own tools,
@@ -113,3 +116,5 @@ def register_hooks() -> None:
     """
     MMENGINE_HOOKS.register_module('StopOnInvalidLossHook',
                                    module=StopOnInvalidLossHook, force=True)
+    MMENGINE_HOOKS.register_module('BackbonePrecisionHook',
+                                   module=BackbonePrecisionHook, force=True)

@@ -1,6 +1,7 @@
 """Toy detection end to end through the real tools: train, checkpoint,
-evaluate, interrupt and resume, two-process training, mmdet's own test,
-analyze_logs and confusion_matrix tools on the run's log and predictions.
+evaluate (also through ONNX Runtime, and with the backbone in bf16 and int8),
+interrupt and resume, two-process training, mmdet's own test, analyze_logs
+and confusion_matrix tools on the run's log and predictions.
 
 These are the slow tests of the suite (minutes): each runs the tools as a user
 would, in a subprocess, on the generated toy COCO data.
@@ -22,6 +23,10 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from resnest_mm.deployment.low_precision import (CALIBRATION_PHOTOS,
+                                                 CHECK_PHOTOS, level_cosines,
+                                                 low_precision_backbone,
+                                                 photo_batches)
 from resnest_mm.deployment.model_export import build_model, export
 from resnest_mm.deployment.onnx_evaluation import evaluate_onnx
 from resnest_mm.toy_data import make_toy_coco
@@ -170,6 +175,53 @@ def test_onnx_runtime_scores_as_pytorch(trained, tested, tmp_path,
     metrics = evaluate_onnx(str(TOY_FASTER), path)
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50'):
         assert abs(metrics[key] - logged_metric(tested[0], key)) <= 0.005
+
+
+@pytest.mark.parametrize('precision', ['bf16', 'int8'])
+def test_low_precision_backbone_keeps_the_map(trained, tested, tmp_path,
+                                              precision):
+    """``tools/test.py --backbone-precision``: the box mAP with the backbone
+    in bf16 or int8 (calibrated on 32 train images) is within one point of
+    fp32's (measured: bf16 0.171, int8 0.167 vs fp32 0.169; mAP@50 bf16
+    0.385, int8 0.374 vs 0.385, printed, not bounded by the issue)."""
+    root, checkpoint = trained
+    proc = run_tool('test.py', [TOY_FASTER, checkpoint, '--work-dir',
+                                tmp_path / 'lp', '--backbone-precision',
+                                precision], cwd=root)
+    assert f'backbone in {precision}' in proc.stdout + proc.stderr
+    if precision == 'int8':
+        assert (tmp_path / 'lp/backbone_int8.onnx').is_file()
+    print()
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50'):
+        print(f'{key}: {precision} {logged_metric(proc, key):.3f}, '
+              f'fp32 {logged_metric(tested[0], key):.3f}')
+    key = 'coco/bbox_mAP'
+    assert abs(logged_metric(proc, key)
+               - logged_metric(tested[0], key)) <= 0.01
+
+
+def test_trained_backbone_low_precision_on_photographs(trained):
+    """The trained backbone's features on scikit-image photographs, through
+    the detector's own normalisation: every level's cosine similarity to
+    fp32 at least 0.99 in bf16 and in int8 (calibrated on other photos;
+    measured: bf16 0.9999, int8 0.9968-0.9981)."""
+    _, checkpoint = trained
+    model, _ = build_model(str(TOY_FASTER), str(checkpoint))
+    norm = model.data_preprocessor
+    mean, std = norm.mean.flatten().tolist(), norm.std.flatten().tolist()
+    photos = photo_batches(CHECK_PHOTOS, 224, mean, std)
+    calibration = photo_batches(CALIBRATION_PHOTOS, 224, mean, std)
+    with torch.no_grad():
+        want = [model.backbone(p) for p in photos]
+        for precision in ('bf16', 'int8'):
+            low = low_precision_backbone(model.backbone, precision,
+                                         str(checkpoint.parent / 'lp'),
+                                         calibration)
+            cosines = [level_cosines(w, low(p))
+                       for w, p in zip(want, photos)]
+            worst = [min(c[i] for c in cosines) for i in range(len(want[0]))]
+            print(f'\n{precision}: min cosine per level {worst}')
+            assert min(worst) >= 0.99
 
 
 def test_killed_run_resumes_from_its_checkpoint(tmp_path):

@@ -2,20 +2,25 @@
 
     python tools/test.py configs/faster_rcnn_resnest50_fpn.py CKPT
     python tools/test.py CONFIG CKPT --out results.pkl --show-dir vis
+    python tools/test.py CONFIG CKPT --backbone-precision int8
     bash tools/dist_test.sh CONFIG CKPT 8
 
 Same flags as mmdet's and mmseg's ``tools/test.py``; the config's
 ``default_scope`` decides the task. ``--out`` dumps detection predictions to a
-pickle, or segmentation maps into a folder.
+pickle, or segmentation maps into a folder. ``--backbone-precision bf16`` or
+``int8`` runs the backbone (deploy mode) in that precision on the CPU and the
+rest in fp32 (see :mod:`resnest_mm.deployment.low_precision`).
 """
 import argparse
 from typing import Dict, List, Optional
 
 import resnest_mm  # noqa: F401  (registers ResNeSt)
+from resnest_mm.deployment.low_precision import PRECISIONS
 from resnest_mm.engine.cli import build_runner, parse_run_args
 from resnest_mm.engine.data_checks import (TEST_LOADERS, built_dataset,
                                            check_data_paths)
-from resnest_mm.engine.run_config import (add_dump_metric, apply_test_flags,
+from resnest_mm.engine.run_config import (add_backbone_precision,
+                                          add_dump_metric, apply_test_flags,
                                           load_run_config)
 
 
@@ -30,6 +35,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tta', action='store_true',
                         help="test-time augmentation (the config's "
                         'tta_model and tta_pipeline)')
+    parser.add_argument('--backbone-precision', choices=PRECISIONS,
+                        help='run the ResNeSt backbone in deploy mode in '
+                        'this precision (int8: onnxruntime, calibrated on '
+                        'train images)')
+    parser.add_argument('--calib-images', type=int, default=32,
+                        help='int8: calibration images from the '
+                        'train_dataloader')
     return parse_run_args(parser, argv)
 
 
@@ -39,6 +51,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
                           args.launcher)
     apply_test_flags(cfg, args.checkpoint, args.out, args.show_dir, args.tta)
+    add_backbone_precision(cfg, args.backbone_precision, args.calib_images)
     check_data_paths(cfg, TEST_LOADERS)
     runner = build_runner(cfg)
     add_dump_metric(runner, cfg, args.out)

@@ -138,6 +138,18 @@ def apply_test_flags(cfg: Config, checkpoint: str, out: Optional[str] = None,
         cfg.model = dict(cfg.tta_model, module=cfg.model)
 
 
+def add_backbone_precision(cfg: Config, precision: Optional[str],
+                           calib_images: int = 32) -> None:
+    """``--backbone-precision``: test with the ResNeSt backbone in bf16 or
+    int8, in place (adds
+    :class:`~resnest_mm.engine.backbone_precision.BackbonePrecisionHook`)."""
+    if precision is None:
+        return
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(
+        type='BackbonePrecisionHook', precision=precision,
+        calib_images=calib_images)]
+
+
 def add_dump_metric(runner, cfg: Config, out: Optional[str]) -> None:
     """Detection ``--out``: also dump raw predictions to a pickle file."""
     if out is None or task_of(cfg) != 'mmdet':

@@ -1,0 +1,175 @@
+"""The deploy backbone in bf16 and int8 (resnest_mm.deployment.low_precision)
+and the test-time hook that swaps it into a detector.
+
+Features are compared on scikit-image's photographs; int8 is calibrated on
+other photographs than it is checked on. The trained models' mAP and mIoU in
+bf16 and int8 are checked in test_det_end_to_end.py and
+test_seg_end_to_end.py.
+"""
+import os
+
+import onnx
+import pytest
+import torch
+from conftest import randomize_
+from mmdet.models.backbones import ResNet
+from torch import nn
+
+from resnest_mm.deployment.low_precision import (
+    CALIBRATION_PHOTOS, CHECK_PHOTOS, Bf16Backbone, OrtBackbone,
+    cpu_features, deploy_copy, level_cosines, low_precision_backbone,
+    native_support, ort_session, photo_batches)
+from resnest_mm.engine.backbone_precision import (BackbonePrecisionHook,
+                                                  owner_of_backbone)
+from resnest_mm.models import ResNeSt
+
+#: The issue's bound on every level's cosine similarity to fp32.
+MIN_COSINE = 0.99
+SIZE = 224
+
+
+@pytest.fixture(scope='module')
+def resnest50():
+    """ResNeSt-50 with random, well-scaled weights and BN statistics."""
+    torch.manual_seed(0)
+    return randomize_(ResNeSt(arch='resnest50d')).eval()
+
+
+@pytest.fixture(scope='module')
+def photos():
+    return photo_batches(CHECK_PHOTOS, SIZE)
+
+
+@pytest.fixture(scope='module')
+def fp32_features(resnest50, photos):
+    with torch.no_grad():
+        return [resnest50(p) for p in photos]
+
+
+def _min_cosines(model, photos, want):
+    with torch.no_grad():
+        got = [model(p) for p in photos]
+    for g, w in zip(got, want):
+        assert [o.shape for o in g] == [o.shape for o in w]
+        assert all(o.dtype == torch.float32 for o in g)
+    cosines = [level_cosines(w, g) for w, g in zip(want, got)]
+    largest = max((a - b).abs().max().item()
+                  for g, w in zip(got, want) for a, b in zip(g, w))
+    return [min(c[i] for c in cosines) for i in range(4)], largest
+
+
+def test_photo_batches_are_normalised_photographs():
+    batches = photo_batches(CHECK_PHOTOS[:2], 96)
+    assert [b.shape for b in batches] == [(1, 3, 96, 96)] * 2
+    # ImageNet-normalised natural images: centred near 0, unit-ish spread
+    for b in batches:
+        assert -1.5 < b.mean().item() < 1.5
+        assert 0.3 < b.std().item() < 2.0
+    assert not torch.equal(batches[0], batches[1])
+
+
+def test_bf16_features_on_photographs(resnest50, photos, fp32_features):
+    model = low_precision_backbone(resnest50, 'bf16', 'unused')
+    assert isinstance(model, Bf16Backbone)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    cosines, largest = _min_cosines(model, photos, fp32_features)
+    print(f'bf16 min cosine per level: {cosines}, max abs diff {largest:.3g}')
+    assert min(cosines) >= MIN_COSINE
+    # bf16 keeps 8 mantissa bits: a run that silently stayed in fp32
+    # (differences ~1e-5) is not what this checks
+    assert largest > 1e-3
+    assert not resnest50.deploy  # the trained model is left as it was
+
+
+@pytest.fixture(scope='module')
+def int8_model(resnest50, tmp_path_factory):
+    """ResNeSt-50 quantized, calibrated on other photos than it is checked
+    on."""
+    return low_precision_backbone(
+        resnest50, 'int8', str(tmp_path_factory.mktemp('int8')),
+        photo_batches(CALIBRATION_PHOTOS, SIZE))
+
+
+def test_int8_features_on_photographs(resnest50, int8_model, photos,
+                                      fp32_features):
+    assert isinstance(int8_model, OrtBackbone)
+    graph = onnx.load(int8_model.path).graph
+    assert {'QuantizeLinear', 'DequantizeLinear'} <= {
+        n.op_type for n in graph.node}
+    # every conv's 4-D weight is stored in int8 (the attention MLP's
+    # Linear layers are 2-D)
+    assert len(_int8_conv_weights(graph)) == sum(
+        isinstance(m, nn.Conv2d) for m in deploy_copy(resnest50).modules())
+    cosines, largest = _min_cosines(int8_model, photos, fp32_features)
+    print(f'int8 min cosine per level: {cosines}, max abs diff {largest:.3g}')
+    assert min(cosines) >= MIN_COSINE
+    assert largest > 1e-3
+
+
+def _int8_conv_weights(graph):
+    return [onnx.numpy_helper.to_array(t) for t in graph.initializer
+            if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4]
+
+
+def test_int8_weights_use_seven_bits(int8_model):
+    """Weights in [-64, 64]: no sum of two u8 x s8 products (at most
+    2 * 255 * 64 = 32640) saturates AVX2's int16."""
+    weights = _int8_conv_weights(onnx.load(int8_model.path).graph)
+    assert max(int(abs(w.astype(int)).max()) for w in weights) == 64
+    assert os.path.isfile(int8_model.path.replace('.onnx', '_fp32.onnx'))
+
+
+def test_fp32_is_the_deploy_model(resnest50, photos, fp32_features):
+    model = low_precision_backbone(resnest50, 'fp32', 'unused')
+    assert model.deploy and not resnest50.deploy
+    cosines, largest = _min_cosines(model, photos[:1], fp32_features[:1])
+    assert largest < 1e-3
+
+
+def test_onnxruntime_threads_do_not_spin(int8_model):
+    options = ort_session(int8_model.path, threads=2).get_session_options()
+    assert options.get_session_config_entry(
+        'session.intra_op.allow_spinning') == '0'
+    assert options.intra_op_num_threads == 2
+
+
+def test_cpu_features_read_from_cpuinfo(tmp_path):
+    info = tmp_path / 'cpuinfo'
+    info.write_text('processor\t: 0\nmodel name\t: Test CPU 9000\n'
+                    'flags\t\t: fpu sse avx2 avx512f avx512_vnni\n\n'
+                    'processor\t: 1\nflags\t\t: fpu\n')
+    features = cpu_features(str(info))
+    assert features['model'] == 'Test CPU 9000'
+    assert features['avx512_vnni'] and not features['avx512_bf16']
+    assert native_support('int8', features)
+    assert not native_support('bf16', features)
+    missing = cpu_features(str(tmp_path / 'none'))
+    assert missing['model'] == 'unknown'
+    assert not native_support('int8', missing)
+
+
+def test_bad_precision_and_calibration_are_named(resnest50, tmp_path):
+    with pytest.raises(ValueError, match=r"precision='fp16'.*'bf16', 'int8'"):
+        low_precision_backbone(resnest50, 'fp16', str(tmp_path))
+    with pytest.raises(ValueError, match='calibration images'):
+        low_precision_backbone(resnest50, 'int8', str(tmp_path), [])
+    with pytest.raises(ValueError, match='calib_images=0'):
+        BackbonePrecisionHook('int8', calib_images=0)
+    with pytest.raises(ValueError, match="precision='int4'"):
+        BackbonePrecisionHook('int4')
+    with pytest.raises(TypeError, match='not ResNet'):
+        deploy_copy(ResNet(depth=18))
+
+
+def test_hook_finds_the_backbone_and_refuses_others():
+    class Detector(nn.Module):
+        def __init__(self, backbone):
+            super().__init__()
+            self.backbone = backbone
+
+    ours = Detector(ResNeSt(arch='resnest14d'))
+    assert owner_of_backbone(ours) is ours
+    wrapped = nn.Sequential(ours)  # e.g. a TTA model around the detector
+    assert owner_of_backbone(wrapped) is ours
+    with pytest.raises(ValueError, match='ResNet'):
+        owner_of_backbone(Detector(ResNet(depth=18)))
