@@ -121,3 +121,33 @@ def test_gpu_suite_quick_mode_runs_every_part_on_a_cpu(tmp_path):
 def test_e2e_amp_needs_cuda(tmp_path):
     with pytest.raises(ValueError, match='--precision amp needs a CUDA'):
         main(['e2e', '--precision', 'amp', '--out-dir', str(tmp_path)])
+
+
+def test_low_precision_compares_every_runtime_with_mmdet(tmp_path):
+    """``low-precision`` at a toy size: every candidate timed against
+    mmdet's fp32 eager model, features checked, the CPU recorded."""
+    result = main(['low-precision', '--input-size', '64', '--batch-size',
+                   '1', '--repeats', '2', '--warmup', '0', '--out-dir',
+                   str(tmp_path)])
+    peers = result['peers']
+    assert set(peers) == {'mmdet', 'ours-deploy', 'ort-fp32', 'ort-int8',
+                          'bf16'}
+    assert all(p['eval']['n'] == 2 and p['eval']['median_s'] > 0
+               for p in peers.values())
+    # mmdet runs our state dict: the same features; the others are close
+    assert min(peers['mmdet']['min_cosine_per_level']) > 0.9999
+    for name in ('ours-deploy', 'ort-fp32', 'bf16', 'ort-int8'):
+        assert min(peers[name]['min_cosine_per_level']) >= 0.99, name
+    assert result['onnxruntime_spinning'] == 'off'
+    assert 'torch_capability' in result['cpu']
+    goals = {t['name']: t['target'] for t in result['targets']}
+    assert goals['bf16 speed / mmdet fp32 eager'] == 3.0
+    assert goals['ort-int8 speed / mmdet fp32 eager'] == 4.0
+    table = (tmp_path / 'low-precision.md').read_text()
+    assert '| ort-int8 |' in table and 'spin-waiting off' in table
+
+
+def test_low_precision_is_a_cpu_measurement(tmp_path):
+    with pytest.raises(ValueError, match='--device cuda.*--device cpu'):
+        main(['low-precision', '--device', 'cuda', '--out-dir',
+              str(tmp_path)])

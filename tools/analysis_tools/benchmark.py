@@ -8,6 +8,8 @@
         --input-size 512
     python tools/analysis_tools/benchmark.py e2e --repeats 3  # slow
     python tools/analysis_tools/benchmark.py gpu-suite  # every GPU target
+    python tools/analysis_tools/benchmark.py low-precision --compile \
+        --input-size 224 --repeats 15  # bf16, int8, onnxruntime on the CPU
 
 ``backbone`` (:mod:`resnest_mm.benchmark.backbone`): eval and train speed and
 peak memory of every model in one process, interleaved, with ratios to
@@ -16,6 +18,9 @@ without ``with_cp``. ``e2e`` (:mod:`resnest_mm.benchmark.e2e`): a Faster R-CNN
 S-50 training iteration, our config against mmdet's; on a CPU one iteration
 takes about a minute. ``gpu-suite`` (:mod:`resnest_mm.benchmark.gpu_suite`):
 all GPU targets in one table; ``--quick`` runs it at toy sizes on a CPU.
+``low-precision`` (:mod:`resnest_mm.benchmark.low_precision`): the deploy
+backbone in fp32, bf16 and int8 (onnxruntime) on the CPU against mmdet's fp32
+eager model, with the features' cosine similarity to fp32 on photographs.
 Each command writes ``<out-dir>/<command>.json`` and
 ``.md`` and prints the tables.
 
@@ -31,6 +36,8 @@ from mmengine.config import DictAction
 from resnest_mm.benchmark.backbone import backbone_markdown, bench_backbones
 from resnest_mm.benchmark.cp_memory import bench_cp_memory, cp_memory_markdown
 from resnest_mm.benchmark.gpu_suite import run_gpu_suite
+from resnest_mm.benchmark.low_precision import (bench_low_precision,
+                                                low_precision_markdown)
 from resnest_mm.benchmark.peers import PEERS
 from resnest_mm.benchmark.timing import targets_table, write_report
 
@@ -84,6 +91,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                      default={}, help='overrides for both configs, e.g. '
                      'model.train_cfg.rcnn.sampler.num=64')
 
+    low = sub.add_parser('low-precision', parents=[common],
+                         help='deploy backbone in bf16 and int8 on the CPU')
+    low.add_argument('--input-size', type=int, default=224)
+    low.add_argument('--compile', action='store_true',
+                     help='add torch.compile of the fp32 and bf16 deploy '
+                     'models (about a minute each for ResNeSt-50 on 2 '
+                     'cores)')
+
     suite = sub.add_parser('gpu-suite', help='every GPU target in one run '
                            '(under 8 minutes on a CUDA card)')
     suite.add_argument('--device', default='cuda')
@@ -120,6 +135,12 @@ def run_command(args: argparse.Namespace) -> Tuple[dict, List[str]]:
         return result, cp_memory_markdown(result)
     if args.command == 'gpu-suite':
         return run_gpu_suite(args.device, args.quick)
+    if args.command == 'low-precision':
+        if args.device != 'cpu':
+            raise ValueError(f'--device {args.device}: low-precision '
+                             'measures CPU inference; use --device cpu')
+        result = bench_low_precision(args)
+        return result, low_precision_markdown(result)
     from resnest_mm.benchmark.e2e import bench_e2e, e2e_markdown
     result = bench_e2e(args)
     return result, e2e_markdown(result)
