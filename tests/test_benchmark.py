@@ -145,6 +145,12 @@ def test_low_precision_compares_every_runtime_with_mmdet(tmp_path):
     assert goals['ort-int8 speed / mmdet fp32 eager'] == 4.0
     table = (tmp_path / 'low-precision.md').read_text()
     assert '| ort-int8 |' in table and 'spin-waiting off' in table
+    # a precision without its instructions on this CPU is said to be so
+    cpu = result['cpu']
+    assert ('none of avx512_bf16, amx_bf16' in table) == (
+        not (cpu['avx512_bf16'] or cpu['amx_bf16']))
+    assert ('none of avx512_vnni, avx_vnni, amx_int8' in table) == (
+        not (cpu['avx512_vnni'] or cpu['avx_vnni'] or cpu['amx_int8']))
 
 
 def test_low_precision_is_a_cpu_measurement(tmp_path):

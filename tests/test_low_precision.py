@@ -66,6 +66,11 @@ def test_photo_batches_are_normalised_photographs():
         assert -1.5 < b.mean().item() < 1.5
         assert 0.3 < b.std().item() < 2.0
     assert not torch.equal(batches[0], batches[1])
+    # the default is mmdet's and mmseg's ImageNet preprocessing (0-255)
+    mmdet_values = photo_batches(CHECK_PHOTOS[:1], 96,
+                                 (123.675, 116.28, 103.53),
+                                 (58.395, 57.12, 57.375))
+    torch.testing.assert_close(batches[0], mmdet_values[0])
 
 
 def test_bf16_features_on_photographs(resnest50, photos, fp32_features):
@@ -124,6 +129,25 @@ def test_fp32_is_the_deploy_model(resnest50, photos, fp32_features):
     assert model.deploy and not resnest50.deploy
     cosines, largest = _min_cosines(model, photos[:1], fp32_features[:1])
     assert largest < 1e-3
+
+
+@pytest.mark.parametrize('deployed_first', [False, True])
+def test_deploy_copy_in_nhwc(resnest50, photos, fp32_features,
+                             deployed_first):
+    source = deploy_copy(resnest50) if deployed_first else resnest50
+    model = deploy_copy(source, channels_last=True)
+    assert model.deploy and model.channels_last and not resnest50.deploy
+    convs = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last)
+               for w in convs if w.shape[-1] > 1)
+    with torch.no_grad():
+        got = model(photos[0])
+    for g, w in zip(got, fp32_features[0]):
+        torch.testing.assert_close(g, w, atol=1e-3, rtol=1e-3)
+    back = deploy_copy(model)
+    assert not back.channels_last and all(
+        m.weight.is_contiguous() for m in back.modules()
+        if isinstance(m, nn.Conv2d))
 
 
 def test_onnxruntime_threads_do_not_spin(int8_model):

@@ -25,10 +25,12 @@ from torch import nn
 from resnest_mm.benchmark.peers import build_peer, compiled_deploy
 from resnest_mm.benchmark.timing import interleaved, summary, target
 from resnest_mm.deployment.low_precision import (CALIBRATION_PHOTOS,
-                                                 CHECK_PHOTOS, Bf16Backbone,
+                                                 CHECK_PHOTOS, FAST_ON,
+                                                 Bf16Backbone,
                                                  OrtBackbone, cpu_features,
                                                  deploy_copy, level_cosines,
-                                                 photo_batches, quantize_int8)
+                                                 native_support, photo_batches,
+                                                 quantize_int8)
 from resnest_mm.models import ResNeSt
 
 #: The issue's goals, as speed ratios to mmdet's fp32 eager model.
@@ -41,9 +43,7 @@ def build_candidates(ours: ResNeSt, args: argparse.Namespace,
     models: Dict[str, nn.Module] = {
         'mmdet': build_peer('mmdet', args.arch, ours)}
     models['mmdet'].eval()  # (mmdet's eval() returns None: no chaining)
-    models['ours-deploy'] = deploy_copy(ours).to(
-        memory_format=torch.channels_last)
-    models['ours-deploy'].channels_last = True
+    models['ours-deploy'] = deploy_copy(ours, channels_last=True)
     calibration = photo_batches(CALIBRATION_PHOTOS, args.input_size)
     int8 = quantize_int8(deploy_copy(ours), calibration,
                          os.path.join(work_dir, 'backbone_int8.onnx'))
@@ -63,7 +63,9 @@ def bench_low_precision(args: argparse.Namespace) -> dict:
     ours = ResNeSt(arch=args.arch, norm_eval=False).eval()
     x = torch.randn(args.batch_size, 3, args.input_size, args.input_size)
     photos = photo_batches(CHECK_PHOTOS, args.input_size)
-    result = dict(config=vars(args), cpu=cpu_features(),
+    cpu = cpu_features()
+    result = dict(config=vars(args), cpu=cpu,
+                  slow_here=[p for p in GOALS if not native_support(p, cpu)],
                   torch=torch.__version__, threads=torch.get_num_threads(),
                   onnxruntime_spinning='off', peers={})
     with tempfile.TemporaryDirectory() as work_dir:
@@ -133,4 +135,8 @@ def low_precision_markdown(result: dict) -> List[str]:
         cos = ', '.join(f'{c:.5f}' for c in peer['min_cosine_per_level'])
         lines.append(f'| {name} | {ms:.1f} | {_ratio(result, name):.2f} | '
                      f'{cos} |')
+    for precision in result['slow_here']:
+        lines += ['', f'This CPU has none of {", ".join(FAST_ON[precision])}'
+                  f': {precision} runs without its fast instructions here, '
+                  'so its speed says nothing about a CPU that has them.']
     return lines

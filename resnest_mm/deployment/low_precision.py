@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from resnest_mm.deployment.backbone_onnx import export
 from resnest_mm.models import ResNeSt
+from resnest_mm.visualization.model_inputs import IMAGENET_MEAN, IMAGENET_STD
 
 #: The precisions a deploy backbone can run in on a CPU.
 PRECISIONS = ('fp32', 'bf16', 'int8')
@@ -83,14 +84,19 @@ def check_precision(precision: str) -> None:
         raise ValueError(f'precision={precision!r}; choose from {PRECISIONS}')
 
 
-def deploy_copy(backbone: ResNeSt) -> ResNeSt:
-    """An eval-mode deploy copy (NCHW, float32) of a trained backbone."""
+def deploy_copy(backbone: ResNeSt, channels_last: bool = False) -> ResNeSt:
+    """An eval-mode, float32 deploy copy of a trained backbone, in NCHW or
+    (``channels_last``) NHWC."""
     if not isinstance(backbone, ResNeSt):
         raise TypeError('low-precision inference needs resnest_mm\'s ResNeSt '
                         f'backbone, not {type(backbone).__name__}')
     model = copy.deepcopy(backbone).float().eval()
-    if not model.deploy:
-        model.switch_to_deploy(channels_last=False)
+    if model.deploy:
+        model.to(memory_format=torch.channels_last if channels_last
+                 else torch.contiguous_format)
+        model.channels_last = channels_last
+    else:
+        model.switch_to_deploy(channels_last=channels_last)
     return model.eval()
 
 
@@ -215,22 +221,23 @@ CHECK_PHOTOS = ('astronaut.png', 'chelsea.png', 'coffee.png',
                 'motorcycle_left.png')
 CALIBRATION_PHOTOS = ('rocket.jpg', 'motorcycle_right.png',
                       'hubble_deep_field.jpg', 'ihc.png', 'retina.jpg')
-#: ImageNet's mean and std on 0-255 RGB, as mmdet's and mmseg's configs.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 def photo_batches(names: Iterable[str], size: int,
-                  mean: Iterable[float] = IMAGENET_MEAN,
-                  std: Iterable[float] = IMAGENET_STD) -> List[Tensor]:
+                  mean: Optional[Iterable[float]] = None,
+                  std: Optional[Iterable[float]] = None) -> List[Tensor]:
     """scikit-image sample photographs, each resized to ``size`` x ``size``
-    and normalised as ``(rgb - mean) / std``: ``(1, 3, size, size)`` each."""
+    and normalised as ``(rgb - mean) / std`` with ``mean`` and ``std`` on
+    0-255 RGB, as in a config's data preprocessor (default: ImageNet's):
+    ``(1, 3, size, size)`` each."""
     import numpy as np
     import skimage
     from PIL import Image
     folder = os.path.join(os.path.dirname(skimage.__file__), 'data')
-    mean_t = torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1)
+    mean = [255 * m for m in IMAGENET_MEAN] if mean is None else list(mean)
+    std = [255 * s for s in IMAGENET_STD] if std is None else list(std)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     batches = []
     for name in names:
         image = Image.open(os.path.join(folder, name)).convert('RGB')

@@ -19,8 +19,9 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from torch import Tensor, nn
 
-from resnest_mm.deployment.low_precision import (check_precision,
-                                                 low_precision_backbone)
+from resnest_mm.deployment.low_precision import (FAST_ON, check_precision,
+                                                 low_precision_backbone,
+                                                 native_support)
 from resnest_mm.models import ResNeSt
 
 
@@ -93,3 +94,8 @@ class BackbonePrecisionHook(Hook):
         runner.logger.info(
             f'backbone in {self.precision} for this test '
             f'({type(owner.backbone).__name__})')
+        if self.precision in FAST_ON and not native_support(self.precision):
+            runner.logger.warning(
+                f'this CPU has none of {", ".join(FAST_ON[self.precision])}: '
+                f'{self.precision} runs without them, so the metrics hold '
+                'but the speed here is no guide to a CPU that has them')

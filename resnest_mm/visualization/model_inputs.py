@@ -29,6 +29,8 @@ from resnest_mm.models import ResNeSt
 
 #: Test-pipeline steps that need annotations, dropped for a bare image.
 ANNOTATION_STEPS = ('LoadAnnotations', 'CheckSegMap')
+#: ImageNet's RGB mean and std on 0-1 (the configs' data preprocessors hold
+#: them times 255).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
