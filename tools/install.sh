@@ -96,6 +96,19 @@ if ! have mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 resnest==0.0.5 \
     seaborn==0.13.2
 fi
 
+# openmim (`mim search resnest_mm`, `mim train resnest_mm CONFIG`;
+# tests/test_mim_package.py) without its declared dependencies: opendatalab
+# pulls openxlab, which downgrades setuptools to 60.2 (mmcv's build needs
+# >= 77) and pins requests; mim never imports it. What mim does import comes
+# on the second line (all but tabulate are already there with mmengine, mmdet
+# and seaborn).
+if ! have openmim==0.3.9 tabulate==0.10.0 \
+    || ! "$PY" -c 'import click, modelindex, pandas, requests, rich' 2>/dev/null; then
+  log 'openmim 0.3.9 (without opendatalab)'
+  $PIP install -q --no-deps openmim==0.3.9
+  $PIP install -q tabulate==0.10.0 click model-index pandas requests rich
+fi
+
 # Editable install of this checkout (looked up from outside it, so the
 # current directory cannot stand in for an install).
 installed_at=$(cd / && "$PY" -c 'import os, resnest_mm; print(os.path.dirname(os.path.dirname(os.path.abspath(resnest_mm.__file__))))' 2>/dev/null || true)
