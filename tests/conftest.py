@@ -1,6 +1,13 @@
 """Shared helpers: seeded random weights that keep deep networks well scaled,
-a conv stand-in for memory tests, and tools loaded as modules."""
+a conv stand-in for memory tests, and tools loaded as modules.
+
+pytest.ini runs the suite on two pytest-xdist workers, one per core; each
+worker and the tools its tests start as subprocesses (which inherit
+``OMP_NUM_THREADS``) run one torch thread, or four threads would share the
+two cores.
+"""
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -9,6 +16,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+
+if 'PYTEST_XDIST_WORKER' in os.environ:
+    torch.set_num_threads(1)
+    os.environ['OMP_NUM_THREADS'] = '1'
 
 REPO = Path(__file__).resolve().parents[1]
 

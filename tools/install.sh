@@ -84,16 +84,17 @@ fi
 
 if ! have mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 resnest==0.0.5 \
     mmpretrain==1.2.0 timm==1.0.31 onnx==1.23.2 onnxruntime==1.32.0 \
-    scikit-image==0.25.2 seaborn==0.13.2 \
+    scikit-image==0.25.2 seaborn==0.13.2 pytest-xdist==3.8.0 \
     || ! "$PY" -c 'import ftfy, regex, pytest, mmcv.cnn' 2>/dev/null; then
   log 'mmengine, mmdet, mmsegmentation and test dependencies'
   # mmseg 1.2.2 imports ftfy and regex without declaring them; scikit-image
   # ships the sample photographs the pictures and tests use (no downloads);
-  # mmdet's and mmseg's analyze_logs.py import seaborn without declaring it.
+  # mmdet's and mmseg's analyze_logs.py import seaborn without declaring it;
+  # pytest-xdist runs the suite on two workers (pytest.ini).
   $PIP install -q mmengine==0.10.7 "mmcv==$MMCV" mmdet==3.3.0 \
     mmsegmentation==1.2.2 ftfy regex pytest resnest==0.0.5 mmpretrain==1.2.0 \
     timm==1.0.31 onnx==1.23.2 onnxruntime==1.32.0 scikit-image==0.25.2 \
-    seaborn==0.13.2
+    seaborn==0.13.2 pytest-xdist==3.8.0
 fi
 
 # openmim (`mim search resnest_mm`, `mim train resnest_mm CONFIG`;
