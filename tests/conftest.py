@@ -13,6 +13,7 @@ from types import ModuleType
 
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -37,6 +38,20 @@ def load_tool(path: str) -> ModuleType:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _default_scope():
+    """Leave mmengine's default scope as the test found it.
+
+    ``init_default_scope`` and every in-process Runner set it for the whole
+    process, and which files share a worker's process changes from run to run
+    under xdist; a leaked ``mmseg`` scope would make mmdet's ``MODELS.build``
+    look in mmseg's registry.
+    """
+    before = dict(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict = before
 
 
 def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
