@@ -204,3 +204,10 @@ def test_unsupported_models_are_refused(detector, segmentor, monkeypatch):
     monkeypatch.setattr(model, 'test_cfg', ConfigDict(mode='slide'))
     with pytest.raises(ValueError, match="test_cfg.mode is 'slide'"):
         SegmentorGraph(model)
+
+
+def test_missing_config_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError,
+                       match="config file '.*nowhere.py' does not exist"):
+        main([str(tmp_path / 'nowhere.py'), 'none',
+              '--out', str(tmp_path / 'model.onnx')])

@@ -195,7 +195,8 @@ def test_views_are_drawn(case, tmp_path):
 
 
 def test_missing_config_and_checkpoint_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match='config=.*nowhere.py'):
+    with pytest.raises(FileNotFoundError,
+                       match="config file '.*nowhere.py' does not exist"):
         build_config_model(str(tmp_path / 'nowhere.py'))
     with pytest.raises(FileNotFoundError, match='checkpoint=.*none.pth'):
         build_config_model(TOY_CONFIG, checkpoint=str(tmp_path / 'none.pth'))

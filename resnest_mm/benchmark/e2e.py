@@ -39,13 +39,13 @@ def build_detector(config: str, stock_backbone: bool,
     from mmdet.models.backbones.resnest import ResNeSt as MMDetResNeSt
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
-    from mmengine.config import Config
     from mmengine.model import revert_sync_batchnorm
+
+    from resnest_mm.engine.run_config import read_config
 
     register_all_modules(init_default_scope=True)
     import resnest_mm  # noqa: F401  (type='ResNeSt' -> ours)
-    cfg = Config.fromfile(config)
-    cfg.merge_from_dict(cfg_options or {})
+    cfg = read_config(config, cfg_options)
     cfg.model.backbone.init_cfg = None
     if stock_backbone:
         cfg.model.backbone.type = MMDetResNeSt

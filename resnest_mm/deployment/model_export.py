@@ -23,16 +23,13 @@ from resnest_mm.deployment.detector_onnx import \
 from resnest_mm.deployment.segmentor_onnx import SegmentorGraph
 from resnest_mm.deployment.segmentor_onnx import \
     OUTPUT_NAMES as SEGMENTOR_OUTPUTS
-from resnest_mm.engine.run_config import TASK_SCOPES, task_of
+from resnest_mm.engine.run_config import TASK_SCOPES, read_config, task_of
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None):
     """``(Config, scope)``: the config file with ``cfg_options`` merged, and
     its ``default_scope``, which must be ``'mmdet'`` or ``'mmseg'``."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = read_config(config, cfg_options)
     return cfg, task_of(cfg)
 
 

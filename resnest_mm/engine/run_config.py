@@ -18,6 +18,19 @@ from resnest_mm.engine.invalid_loss import StopOnInvalidLossHook
 TASK_SCOPES = ('mmdet', 'mmseg')
 
 
+def read_config(config: str, cfg_options: Optional[Dict] = None) -> Config:
+    """``config`` with ``--cfg-options`` merged; a missing file is named
+    with an example path (the one place the tools read a config file)."""
+    if not osp.isfile(config):
+        raise FileNotFoundError(
+            f'config file {config!r} does not exist; pass a path such as '
+            'configs/faster_rcnn_resnest50_fpn.py')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
 def load_run_config(config: str, cfg_options: Optional[Dict] = None,
                     work_dir: Optional[str] = None,
                     launcher: str = 'none') -> Config:
@@ -26,13 +39,7 @@ def load_run_config(config: str, cfg_options: Optional[Dict] = None,
     The work dir follows mmdet/mmseg: the flag, else the config's
     ``work_dir``, else ``./work_dirs/<config name>``.
     """
-    if not osp.isfile(config):
-        raise FileNotFoundError(
-            f'config file {config!r} does not exist; pass a path such as '
-            'configs/faster_rcnn_resnest50_fpn.py')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = read_config(config, cfg_options)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir

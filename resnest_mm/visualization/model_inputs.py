@@ -25,6 +25,7 @@ from mmengine.runner import load_checkpoint
 from PIL import Image
 from torch import Tensor, nn
 
+from resnest_mm.engine.run_config import read_config
 from resnest_mm.models import ResNeSt
 
 #: Test-pipeline steps that need annotations, dropped for a bare image.
@@ -54,10 +55,7 @@ def build_config_model(config: str,
                        device: str = 'cpu') -> Tuple[nn.Module, Config]:
     """The config's model in eval mode, with ``checkpoint`` loaded, and the
     config (after ``cfg_options``)."""
-    check_file(config, 'config')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = read_config(config, cfg_options)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
         model = MODELS.build(cfg.model)
     if not isinstance(getattr(model, 'backbone', None), nn.Module):
