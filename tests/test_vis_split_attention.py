@@ -18,7 +18,8 @@ from resnest_mm.visualization import (SplitAttentionProbe, VIEW_FILES,
                                       block_summary, dominant_split,
                                       save_split_attention_views,
                                       split_contributions)
-from resnest_mm.visualization.model_inputs import build_config_model
+from resnest_mm.visualization.model_inputs import (build_config_model,
+                                                   image_out_dirs)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join('tools', 'analysis_tools', 'vis_split_attention.py')
@@ -231,3 +232,25 @@ def test_cli_names_a_missing_image(tmp_path):
     result = run_tool('--arch', 'resnest14d', missing)
     assert result.returncode != 0
     assert f"image='{missing}': no such file" in result.stderr
+
+
+def test_out_dirs_per_image_and_same_names_refused(tmp_path):
+    assert image_out_dirs(['a/cat.jpg', 'b/dog.png'], 'out') == [
+        os.path.join('out', 'cat'), os.path.join('out', 'dog')]
+    with pytest.raises(ValueError, match="'a/cat.jpg' and 'b/cat.png' would "
+                       "both write to 'out/cat'"):
+        image_out_dirs(['a/cat.jpg', 'b/cat.png'], 'out')
+
+
+def test_cli_refuses_two_images_of_one_name(tmp_path):
+    images = []
+    for folder in ('a', 'b'):
+        (tmp_path / folder).mkdir()
+        images.append(str(tmp_path / folder / 'shapes.png'))
+        Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(images[-1])
+    result = run_tool('--arch', 'resnest14d', *images, '--out-dir',
+                      str(tmp_path / 'out'))
+    assert result.returncode != 0
+    assert f"images '{images[0]}' and '{images[1]}' would both write" in (
+        result.stderr)
+    assert not (tmp_path / 'out').exists()

@@ -14,7 +14,7 @@ Each returns the network input ``(1, 3, H, W)`` and the picture the maps are
 drawn over, ``(H, W, 3)`` uint8 RGB in the same frame.
 """
 import os
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -41,6 +41,23 @@ def check_file(path: str, argument: str) -> None:
     file (URLs and ``scheme://`` checkpoints are left to their loader)."""
     if '://' not in path and not os.path.isfile(path):
         raise FileNotFoundError(f'{argument}={path!r}: no such file')
+
+
+def image_out_dirs(images: Sequence[str], out_dir: str) -> List[str]:
+    """``<out_dir>/<image name without extension>`` for each image; raises
+    ``ValueError`` naming both images where two would share a folder (one's
+    views would silently replace the other's)."""
+    dirs, seen = [], {}
+    for image in images:
+        path = os.path.join(out_dir,
+                            os.path.splitext(os.path.basename(image))[0])
+        if path in seen:
+            raise ValueError(
+                f'images {seen[path]!r} and {image!r} would both write to '
+                f'{path!r}: rename one, or view them with separate --out-dir')
+        seen[path] = image
+        dirs.append(path)
+    return dirs
 
 
 def _load_weights(model: nn.Module, checkpoint: Optional[str]) -> None:

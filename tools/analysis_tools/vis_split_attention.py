@@ -1,6 +1,7 @@
 """See what the split attention of a ResNeSt backbone does on images.
 
-Per image, into ``<out-dir>/<image name>/``: ``selectivity.png`` and
+Per image, into ``<out-dir>/<image name>/`` (two images of one name are
+refused, not overwritten): ``selectivity.png`` and
 ``selectivity.json`` (per block: normalised entropy of the radix weights, 0 =
 one split chosen, 1 = splits averaged, and each split's mean weight),
 ``split_maps.png`` (last block of each stage: dominant split and each
@@ -27,7 +28,8 @@ from resnest_mm.visualization.model_inputs import (arch_image_batch,
                                                    build_arch_backbone,
                                                    build_config_model,
                                                    check_file,
-                                                   config_image_batch)
+                                                   config_image_batch,
+                                                   image_out_dirs)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -55,6 +57,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         for image in args.images:
             check_file(image, 'image')
+        out_dirs = image_out_dirs(args.images, args.out_dir)
         if args.config:
             model, cfg = build_config_model(args.config, args.checkpoint,
                                             args.cfg_options, args.device)
@@ -62,21 +65,21 @@ def main(argv: Optional[List[str]] = None) -> None:
         else:
             backbone = build_arch_backbone(args.arch, args.checkpoint,
                                            args.device)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         sys.exit(f'error: {err}')
     if args.deploy:
         backbone.switch_to_deploy()
-    for image in args.images:
+    for image, out_dir in zip(args.images, out_dirs):
         if args.config:
             batch, picture = config_image_batch(model, cfg, image)
         else:
             batch, picture = arch_image_batch(image, args.size)
-        name = os.path.splitext(os.path.basename(image))[0]
         title = (f'{args.arch or os.path.basename(args.config)}'
-                 f'{" (deploy)" if args.deploy else ""}: {name}')
+                 f'{" (deploy)" if args.deploy else ""}: '
+                 f'{os.path.basename(out_dir)}')
         paths = save_split_attention_views(
-            backbone, batch.to(args.device), picture,
-            os.path.join(args.out_dir, name), title=title, dpi=args.dpi)
+            backbone, batch.to(args.device), picture, out_dir, title=title,
+            dpi=args.dpi)
         for path in paths.values():
             print(path)
 
