@@ -11,6 +11,7 @@ from mmengine.registry import DefaultScope
 
 from conftest import load_tool, randomize_
 from resnest_mm.deployment.detector_onnx import FasterRCNNGraph
+from resnest_mm.deployment.model_export import detection_differences
 from resnest_mm.deployment.segmentor_onnx import SegmentorGraph
 from resnest_mm.deployment.onnx_evaluation import evaluate_onnx
 from resnest_mm.toy_data import make_toy_ade20k
@@ -211,3 +212,20 @@ def test_missing_config_is_named(tmp_path):
                        match="config file '.*nowhere.py' does not exist"):
         main([str(tmp_path / 'nowhere.py'), 'none',
               '--out', str(tmp_path / 'model.onnx')])
+
+
+def test_detections_of_equal_score_are_paired_in_either_order():
+    boxes = torch.tensor([[0., 0, 10, 10], [20, 20, 40, 40], [5, 5, 8, 8]])
+    scores, labels = torch.tensor([0.9, 0.5, 0.5]), torch.tensor([1, 2, 3])
+    swap = [0, 2, 1]  # the two 0.5 detections in the other order
+    got = (boxes[swap] + 0.25, scores[swap], labels[swap])
+    assert detection_differences(got, (boxes, scores, labels)) == (
+        pytest.approx(dict(detections=3, onnx_detections=3, max_box_diff=0.25,
+                           max_score_diff=0, labels_equal=1)))
+    got = (boxes[swap] + 5, scores[swap], torch.tensor([1, 3, 3]))
+    assert detection_differences(got, (boxes, scores, labels)) == (
+        pytest.approx(dict(detections=3, onnx_detections=3, max_box_diff=5,
+                           max_score_diff=0, labels_equal=2 / 3)))
+    fewer = (boxes[:2], scores[:2], labels[:2])
+    assert detection_differences(fewer, (boxes, scores, labels)) == dict(
+        detections=3, onnx_detections=2)

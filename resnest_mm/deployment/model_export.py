@@ -117,7 +117,7 @@ def compare_with_onnxruntime(model: nn.Module, scope: str, path: str,
 
     Detector: ``detections`` / ``onnx_detections`` (counts) and, when they
     agree, the largest box and score differences and the fraction of equal
-    labels (both sorted best first). Segmentor: ``max_logit_diff`` and the
+    labels over paired detections (:func:`detection_differences`). Segmentor: ``max_logit_diff`` and the
     fraction of equal labels.
     """
     import onnxruntime as ort
@@ -128,10 +128,32 @@ def compare_with_onnxruntime(model: nn.Module, scope: str, path: str,
     if scope == 'mmseg':
         return {'max_logit_diff': (got[0] - want[0]).abs().max().item(),
                 'labels_equal': (got[1] == want[1]).float().mean().item()}
+    return detection_differences(got, want)
+
+
+def detection_differences(got: Sequence[Tensor],
+                          want: Sequence[Tensor]) -> Dict[str, float]:
+    """Compare two detection lists ``(boxes (N, 4), scores (N,), labels
+    (N,))``: their counts and, when they agree, the largest box and score
+    differences and the fraction of equal labels over matched pairs.
+
+    Each wanted detection, best first, is paired with the closest unpaired
+    one (largest box coordinate difference plus score difference): two
+    runtimes may order detections of equal score either way, which a
+    row-by-row comparison would report as different boxes.
+    """
     report = {'detections': len(want[0]), 'onnx_detections': len(got[0])}
-    if len(want[0]) == len(got[0]) and len(got[0]):
-        report.update(
-            max_box_diff=(got[0] - want[0]).abs().max().item(),
-            max_score_diff=(got[1] - want[1]).abs().max().item(),
-            labels_equal=(got[2] == want[2]).float().mean().item())
+    if len(want[0]) != len(got[0]) or not len(got[0]):
+        return report
+    cost = ((want[0][:, None] - got[0][None]).abs().amax(-1)
+            + (want[1][:, None] - got[1][None]).abs())
+    pairs = []
+    for row in cost:
+        pairs.append(int(row.argmin()))
+        cost[:, pairs[-1]] = float('inf')
+    got = [g[pairs] for g in got[:3]]
+    report.update(
+        max_box_diff=(got[0] - want[0]).abs().max().item(),
+        max_score_diff=(got[1] - want[1]).abs().max().item(),
+        labels_equal=(got[2] == want[2]).float().mean().item())
     return report
