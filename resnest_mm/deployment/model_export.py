@@ -117,8 +117,8 @@ def compare_with_onnxruntime(model: nn.Module, scope: str, path: str,
 
     Detector: ``detections`` / ``onnx_detections`` (counts) and, when they
     agree, the largest box and score differences and the fraction of equal
-    labels over paired detections (:func:`detection_differences`). Segmentor: ``max_logit_diff`` and the
-    fraction of equal labels.
+    labels over paired detections (:func:`detection_differences`).
+    Segmentor: ``max_logit_diff`` and the fraction of equal labels.
     """
     import onnxruntime as ort
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
