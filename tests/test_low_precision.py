@@ -17,8 +17,8 @@ from torch import nn
 
 from resnest_mm.deployment.low_precision import (
     CALIBRATION_PHOTOS, CHECK_PHOTOS, Bf16Backbone, OrtBackbone,
-    cpu_features, deploy_copy, level_cosines, low_precision_backbone,
-    native_support, ort_session, photo_batches)
+    avd_pools_as_convs, cpu_features, deploy_copy, level_cosines,
+    low_precision_backbone, native_support, ort_session, photo_batches)
 from resnest_mm.engine.backbone_precision import (BackbonePrecisionHook,
                                                   owner_of_backbone)
 from resnest_mm.models import ResNeSt
@@ -102,13 +102,39 @@ def test_int8_features_on_photographs(resnest50, int8_model, photos,
     assert {'QuantizeLinear', 'DequantizeLinear'} <= {
         n.op_type for n in graph.node}
     # every conv's 4-D weight is stored in int8 (the attention MLP's
-    # Linear layers are 2-D)
-    assert len(_int8_conv_weights(graph)) == sum(
-        isinstance(m, nn.Conv2d) for m in deploy_copy(resnest50).modules())
+    # Linear layers are 2-D), the avd pools' depthwise convs included
+    deploy = deploy_copy(resnest50)
+    avd_pools = [m.avd_layer for m in deploy.modules()
+                 if isinstance(getattr(m, 'avd_layer', None), nn.AvgPool2d)]
+    assert len(avd_pools) == 3
+    assert len(_int8_conv_weights(graph)) == len(avd_pools) + sum(
+        isinstance(m, nn.Conv2d) for m in deploy.modules())
+    # the only pools left: the three strided shortcuts' 2x2 (no 3x3 avd
+    # pool, no 1x1 pool of the unstrided first stage)
+    assert [list(a.ints) for n in graph.node if n.op_type == 'AveragePool'
+            for a in n.attribute if a.name == 'kernel_shape'] == [[2, 2]] * 3
     cosines, largest = _min_cosines(int8_model, photos, fp32_features)
     print(f'int8 min cosine per level: {cosines}, max abs diff {largest:.3g}')
     assert min(cosines) >= MIN_COSINE
     assert largest > 1e-3
+
+
+@pytest.mark.parametrize('avd_first', [False, True])
+def test_avd_pools_as_convs_compute_the_same(avd_first):
+    torch.manual_seed(0)
+    model = deploy_copy(randomize_(ResNeSt(arch='resnest14d',
+                                           avd_first=avd_first)))
+    x = torch.randn(2, 3, 96, 80)
+    convs = avd_pools_as_convs(model)
+    assert not any(isinstance(m, nn.AvgPool2d) and m.kernel_size == 3
+                   for m in convs.modules())
+    with torch.no_grad():
+        for got, want in zip(convs(x), model(x)):
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    model.layer2[0].avd_layer = nn.AvgPool2d(3, 2, padding=1,
+                                             count_include_pad=False)
+    with pytest.raises(ValueError, match='not a zero-padded 3x3 average'):
+        avd_pools_as_convs(model)
 
 
 def _int8_conv_weights(graph):

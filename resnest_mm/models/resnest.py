@@ -274,9 +274,13 @@ class ResNeSt(BaseModule):
         downsample = None
         if stride != 1 or inplanes != out_planes:
             # ResNet-D shortcut: average-pool, then an unstrided 1x1 conv.
+            # mmdet's 1x1 pool of an unstrided stage is an identity: not run
+            # here, nor exported (index 0 kept, so the keys stay mmdet's).
+            pool = (nn.AvgPool2d(kernel_size=stride, stride=stride,
+                                 ceil_mode=True, count_include_pad=False)
+                    if stride > 1 else nn.Identity())
             downsample = nn.Sequential(
-                nn.AvgPool2d(kernel_size=stride, stride=stride,
-                             ceil_mode=True, count_include_pad=False),
+                pool,
                 build_conv_layer(conv_cfg, inplanes, out_planes, 1,
                                  bias=False),
                 build_norm_layer(norm_cfg, out_planes)[1])
