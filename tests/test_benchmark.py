@@ -157,3 +157,14 @@ def test_low_precision_is_a_cpu_measurement(tmp_path):
     with pytest.raises(ValueError, match='--device cuda.*--device cpu'):
         main(['low-precision', '--device', 'cuda', '--out-dir',
               str(tmp_path)])
+
+
+@pytest.mark.parametrize('stock', [False, True])
+def test_e2e_detector_has_the_asked_for_backbone(stock):
+    from mmdet.models.backbones.resnest import ResNeSt as MMDetResNeSt
+
+    from resnest_mm.benchmark.e2e import build_detector, stock_config_path
+    from resnest_mm.models import ResNeSt
+    model = build_detector(stock_config_path(), stock_backbone=stock)
+    assert type(model.backbone) is (MMDetResNeSt if stock else ResNeSt)
+    assert model.training

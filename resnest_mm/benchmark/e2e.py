@@ -44,7 +44,6 @@ def build_detector(config: str, stock_backbone: bool,
     from resnest_mm.engine.run_config import read_config
 
     register_all_modules(init_default_scope=True)
-    import resnest_mm  # noqa: F401  (type='ResNeSt' -> ours)
     cfg = read_config(config, cfg_options)
     cfg.model.backbone.init_cfg = None
     if stock_backbone:
