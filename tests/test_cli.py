@@ -66,3 +66,30 @@ def test_dist_wrappers_call_torchrun(wrapper, args, expected, tmp_path,
     script = next(i for i, a in enumerate(argv) if a.endswith('.py'))
     assert argv[script] == str(REPO / 'tools' / expected[0])
     assert argv[script + 1:] == expected[1:]
+
+
+def test_cpu_process_group_is_ended_at_exit(monkeypatch):
+    """``--launcher pytorch`` without a GPU starts a gloo group and leaves
+    ``destroy_process_group`` to run at exit, before the interpreter tears
+    gloo's threads down."""
+    import atexit
+    import socket
+
+    import torch.distributed as dist
+    from mmengine.config import Config
+
+    from resnest_mm.engine.run_config import setup_cpu_distributed
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    for key, value in dict(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
+                           RANK='0', WORLD_SIZE='1', LOCAL_RANK='0').items():
+        monkeypatch.setenv(key, value)
+    at_exit = []
+    monkeypatch.setattr(atexit, 'register', at_exit.append)
+    setup_cpu_distributed(Config(dict(launcher='pytorch')))
+    try:
+        assert dist.is_initialized()
+        assert at_exit == [dist.destroy_process_group]
+    finally:
+        dist.destroy_process_group()

@@ -5,6 +5,7 @@ configs alike; the few places where mmdet and mmseg differ (how results are
 dumped, where visualisations go) are looked up from the config's
 ``default_scope`` in one table here.
 """
+import atexit
 import os
 import os.path as osp
 from typing import Dict, Optional
@@ -185,6 +186,10 @@ def setup_cpu_distributed(cfg: Config) -> None:
     import torch.distributed as dist
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
+        # ended before the interpreter tears down gloo's threads: left to
+        # that teardown, a rank of the 2-process test once aborted after its
+        # run had finished ("terminate called without an active exception")
+        atexit.register(dist.destroy_process_group)
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
