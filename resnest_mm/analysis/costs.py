@@ -24,7 +24,6 @@ forwards in fp32 over all models, so machine load hits every row alike.
 import copy
 import os
 import platform
-import re
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -39,7 +38,8 @@ from resnest_mm.models import ARCH_PRESETS, ResNeSt
 RESNETS = {'mmdet-resnet50': 50, 'mmdet-resnet101': 101}
 #: The row speed ratios are taken to.
 REFERENCE = 'mmdet-resnet50'
-MARKERS = ('<!-- cost-table:start -->', '<!-- cost-table:end -->')
+#: The name of the table's markers in the docs (:mod:`.doc_tables`).
+DOC_TABLE = 'cost-table'
 
 
 def variant_aliases() -> Dict[str, List[str]]:
@@ -229,18 +229,6 @@ def chart(result: dict, path: str) -> None:
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
-
-
-def replace_between_markers(text: str, table: str) -> str:
-    """``text`` with everything between :data:`MARKERS` replaced by
-    ``table``; the markers and everything outside stay as they are."""
-    start, end = (re.escape(m) for m in MARKERS)
-    found = re.search(f'({start}\n)(.*?)(^{end})', text, re.S | re.M)
-    if found is None:
-        raise ValueError(f'no {MARKERS[0]} ... {MARKERS[1]} pair (each on '
-                         'its own line, start before end) to replace')
-    return text[:found.end(1)] + table.rstrip('\n') + '\n' + text[found.start(
-        3):]
 
 
 def write_outputs(result: dict, out_dir: str) -> List[str]:

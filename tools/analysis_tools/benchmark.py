@@ -22,7 +22,9 @@ all GPU targets in one table; ``--quick`` runs it at toy sizes on a CPU.
 backbone in fp32, bf16 and int8 (onnxruntime) on the CPU against mmdet's fp32
 eager model, with the features' cosine similarity to fp32 on photographs.
 Each command writes ``<out-dir>/<command>.json`` and
-``.md`` and prints the tables.
+``.md`` and prints the tables; ``--update-docs`` also writes them between the
+``<!-- benchmark-<command>:start -->`` and ``:end -->`` markers of
+docs/en/benchmarks.md, under the command and the CPU that made them.
 
 On a shared CPU machine ``--threads 1`` gives steadier numbers: with two
 OpenMP threads on oversubscribed cores every op waits for a descheduled thread.
@@ -33,6 +35,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from mmengine.config import DictAction
 
+from resnest_mm.analysis.doc_tables import (BENCHMARKS_DOC, check_doc_table,
+                                            update_doc_table)
 from resnest_mm.benchmark.backbone import backbone_markdown, bench_backbones
 from resnest_mm.benchmark.cp_memory import bench_cp_memory, cp_memory_markdown
 from resnest_mm.benchmark.gpu_suite import run_gpu_suite
@@ -40,6 +44,20 @@ from resnest_mm.benchmark.low_precision import (bench_low_precision,
                                                 low_precision_markdown)
 from resnest_mm.benchmark.peers import PEERS
 from resnest_mm.benchmark.timing import targets_table, write_report
+
+TOOL = 'tools/analysis_tools/benchmark.py'
+
+
+def add_update_docs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--update-docs', nargs='?', const=BENCHMARKS_DOC,
+                        default=None, metavar='PATH',
+                        help="replace the tables between this command's "
+                        f'markers of this page (default {BENCHMARKS_DOC})')
+
+
+def doc_table(command: str) -> str:
+    """The name of ``command``'s table markers in the docs."""
+    return f'benchmark-{command}'
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -53,6 +71,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     common.add_argument('--out-dir', default='work_dirs/benchmark')
     common.add_argument('--arch', default='resnest50d')
     common.add_argument('--batch-size', type=int, default=2)
+    add_update_docs(common)
     sub = parser.add_subparsers(dest='command', required=True)
 
     bb = sub.add_parser('backbone', parents=[common],
@@ -107,11 +126,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                        'runs (CI does this on a CPU)')
     suite.add_argument('--threads', type=int, default=None)
     suite.add_argument('--out-dir', default='work_dirs/benchmark')
+    add_update_docs(suite)
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
+    if args.update_docs:  # check the markers before the long run
+        try:
+            check_doc_table(args.update_docs, doc_table(args.command))
+        except ValueError as err:
+            raise SystemExit(f'--update-docs {err}') from err
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads or threads)
     try:
@@ -122,6 +147,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     write_report(result, markdown, args.out_dir, args.command)
     print('\n'.join(markdown))
     print(f'written: {args.out_dir}/{args.command}.json and .md')
+    if args.update_docs:
+        update_doc_table(args.update_docs, doc_table(args.command), markdown,
+                         TOOL, argv)
+        print(f'written: the {doc_table(args.command)} table of '
+              f'{args.update_docs}')
     return result
 
 

@@ -1,15 +1,16 @@
 """What each ResNeSt variant costs: params, FLOPs, activations, eval speed.
 
     python tools/analysis_tools/cost_table.py --input-size 224 --repeats 3 \\
-        --threads 2 --chart resources/cost_chart.png --update-readme
+        --threads 1 --deploy --chart resources/cost_chart.png --update-docs
     python tools/analysis_tools/cost_table.py --skip-speed  # counts only
 
 Every distinct preset of ``ResNeSt`` (aliases share a row) and mmdet's
 ResNet-50/101, counted by mmengine's FlopAnalyzer/ActivationAnalyzer and
 timed in one interleaved eval run (:mod:`resnest_mm.analysis.costs`). Writes
 ``<out-dir>/cost_table.md`` and ``.json``; ``--chart`` draws images/s
-against FLOPs; ``--update-readme`` rewrites the table between
-``<!-- cost-table:start -->`` and ``<!-- cost-table:end -->`` in README.md.
+against FLOPs; ``--update-docs`` rewrites the table between
+``<!-- cost-table:start -->`` and ``<!-- cost-table:end -->`` in
+docs/en/benchmarks.md, under the command and the CPU that made it.
 """
 import argparse
 import sys
@@ -17,8 +18,12 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from resnest_mm.analysis.costs import (chart, cost_table, model_names,
-                                       replace_between_markers, write_outputs)
+from resnest_mm.analysis.costs import (DOC_TABLE, chart, cost_table,
+                                       model_names, write_outputs)
+from resnest_mm.analysis.doc_tables import (BENCHMARKS_DOC, check_doc_table,
+                                            update_doc_table)
+
+TOOL = 'tools/analysis_tools/cost_table.py'
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -41,23 +46,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out-dir', default='work_dirs/cost_table')
     parser.add_argument('--chart', default=None, metavar='PATH',
                         help='write the speed-vs-FLOPs chart (PNG) here')
-    parser.add_argument('--update-readme', nargs='?', const='README.md',
+    parser.add_argument('--update-docs', nargs='?', const=BENCHMARKS_DOC,
                         default=None, metavar='PATH',
                         help='replace the table between the cost-table '
-                        'markers of this file (default README.md)')
+                        f'markers of this page (default {BENCHMARKS_DOC})')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    readme = None
-    if args.update_readme:  # check the markers before the long run
-        with open(args.update_readme) as f:
-            readme = f.read()
+    if args.update_docs:  # check the markers before the long run
         try:
-            replace_between_markers(readme, '')
+            check_doc_table(args.update_docs, DOC_TABLE)
         except ValueError as err:
-            sys.exit(f'--update-readme {args.update_readme}: {err}')
+            sys.exit(f'--update-docs {err}')
     if args.threads:
         torch.set_num_threads(args.threads)
     result = cost_table(args.models, args.input_size, args.batch_size,
@@ -67,9 +69,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print('\n'.join(lines))
     if args.chart:
         chart(result, args.chart)
-    if readme is not None:
-        with open(args.update_readme, 'w') as f:
-            f.write(replace_between_markers(readme, '\n'.join(lines)))
+    if args.update_docs:
+        update_doc_table(args.update_docs, DOC_TABLE, lines, TOOL, argv)
 
 
 if __name__ == '__main__':
