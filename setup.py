@@ -1,7 +1,9 @@
-"""resnest_mm: a ResNeSt backbone for MMDetection 3.x and MMSegmentation 1.x.
+"""resnest_mm: ResNeSt backbones for MMDetection 3.x, MMSegmentation 1.x and
+MMPretrain 1.x.
 
-Install the OpenMMLab stack first (``bash tools/install.sh`` does all of it):
-mmcv 2.1.0 must be built from source against the installed torch.
+In an environment with torch and mmcv, ``pip install -e .`` adds the plugin
+alone; ``bash tools/install.sh`` installs the whole pinned stack (mmcv 2.1.0
+built from source against the installed torch). docs/en/get_started.md.
 """
 import os
 import os.path as osp
@@ -13,6 +15,8 @@ from setuptools import find_packages, setup
 version: dict = {}
 with open('resnest_mm/version.py') as f:
     exec(f.read(), version)
+with open('README.md', encoding='utf-8') as f:
+    readme = f.read()
 
 #: What openmim reads from an installed package's ``.mim`` folder:
 #: ``mim search`` the model index, ``mim train/test`` the configs and tools.
@@ -52,7 +56,11 @@ add_mim_extension()
 setup(
     name='resnest_mm',
     version=version['__version__'],
-    description='ResNeSt (Split-Attention Networks) backbone for mmdet/mmseg',
+    description='ResNeSt (Split-Attention Networks) backbones for mmdet, '
+    'mmseg and mmpretrain',
+    long_description=readme,
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
     packages=find_packages(include=['resnest_mm', 'resnest_mm.*']),
     # The copies add_mim_extension made (a wheel holds them; an editable
     # install reads the symlinks in the source tree).
@@ -61,10 +69,15 @@ setup(
         '.mim/configs/**/*.yml', '.mim/tools/**/*.py', '.mim/tools/**/*.sh'
     ]},
     python_requires='>=3.8',
-    install_requires=['torch>=2.0', 'mmengine>=0.10.4', 'mmcv>=2.0.0,<2.2.0'],
+    # No torch: as with mmdet and mmseg, pip must never replace the user's
+    # torch (import resnest_mm names a torch older than 2.4).
+    install_requires=['mmengine>=0.10.4', 'mmcv>=2.0.0,<2.2.0'],
     extras_require={
         'det': ['mmdet>=3.3.0,<3.4.0'],
         'seg': ['mmsegmentation>=1.2.2,<1.3.0', 'ftfy', 'regex'],
+        # classification (MMPretrain configs, the toy classifier); 1.2.0 is
+        # the version tested
+        'cls': ['mmpretrain>=1.2.0,<1.3.0'],
         # ONNX export and int8 inference (tools/deployment/, --backbone-precision)
         'deploy': ['onnx==1.23.2', 'onnxruntime==1.32.0',
                    'scikit-image==0.25.2'],

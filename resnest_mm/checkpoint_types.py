@@ -61,5 +61,18 @@ MMENGINE_CHECKPOINT_GLOBALS: List[SafeGlobal] = [
 
 
 def allow_mmengine_checkpoint_types() -> None:
-    """Add :data:`MMENGINE_CHECKPOINT_GLOBALS` to torch's safe globals."""
-    torch.serialization.add_safe_globals(MMENGINE_CHECKPOINT_GLOBALS)
+    """Add :data:`MMENGINE_CHECKPOINT_GLOBALS` to torch's safe globals.
+
+    Raises:
+        ImportError: under a torch without safe globals (before 2.4), naming
+            the installed version; setup.py does not require torch, so that
+            pip never replaces a user's torch.
+    """
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is None:
+        raise ImportError(
+            f'resnest_mm needs torch >= 2.4 (torch.serialization.'
+            f'add_safe_globals); torch {torch.__version__} is installed. '
+            'Upgrade torch with a matching mmcv, or run bash tools/install.sh '
+            'in a new environment')
+    add(MMENGINE_CHECKPOINT_GLOBALS)

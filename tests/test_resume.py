@@ -156,3 +156,14 @@ def test_without_the_allow_list_resume_fails(interrupted_checkpoint):
                           'failed.'), out
     assert ('Unsupported global: GLOBAL mmengine.logging.history_buffer.'
             'HistoryBuffer was not an allowed global by default') in out, out
+
+
+def test_a_torch_without_safe_globals_is_named(monkeypatch):
+    # setup.py requires no torch (pip must not replace a user's), so an old
+    # one reaches the import: it must say which torch it found
+    from resnest_mm.checkpoint_types import allow_mmengine_checkpoint_types
+    monkeypatch.delattr(torch.serialization, 'add_safe_globals')
+    with pytest.raises(ImportError, match=(
+            r'needs torch >= 2\.4 .*; torch '
+            f'{torch.__version__.replace("+", "[+]")} is installed')):
+        allow_mmengine_checkpoint_types()
