@@ -1,4 +1,5 @@
-"""``type='ResNeSt'`` builds our class from mmdet's, mmseg's and mmengine's MODELS."""
+"""``type='ResNeSt'`` builds our class from mmdet's, mmseg's, MMPretrain's
+and mmengine's MODELS, also when any one toolbox is not installed."""
 import subprocess
 import sys
 import textwrap
@@ -8,10 +9,12 @@ from mmengine.config import Config
 from mmengine.registry import MODELS as MMENGINE_MODELS
 
 import resnest_mm
+from hidden_toolbox import run_without
 from resnest_mm.models import ResNeSt
+from resnest_mm.registry import TOOLBOXES
 
 
-@pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
+@pytest.mark.parametrize('scope', TOOLBOXES)
 def test_toolbox_registry_builds_ours(scope):
     registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
     model = registry.build(dict(type='ResNeSt', depth=14, out_indices=(1, 3)))
@@ -45,29 +48,31 @@ def test_detector_config_with_custom_imports_builds_ours(tmp_path):
     assert out.strip().endswith('resnest_mm.models.resnest')
 
 
-@pytest.mark.parametrize('missing,present', [('mmseg', 'mmdet'),
-                                             ('mmdet', 'mmseg')])
-def test_works_with_only_one_toolbox_installed(missing, present):
-    code = textwrap.dedent(f'''
-        import sys
-
-        class Hide:  # as if {missing} were not installed
-            def find_spec(self, name, path=None, target=None):
-                if name.split('.')[0] == {missing!r}:
-                    raise ModuleNotFoundError(f'No module named {{name!r}}',
-                                              name=name)
-
-        sys.meta_path.insert(0, Hide())
+@pytest.mark.parametrize('missing', TOOLBOXES)
+def test_works_without_any_one_toolbox(missing):
+    """Registration goes on with the others, and every module of the package
+    imports (none needs the missing toolbox)."""
+    present = [t for t in TOOLBOXES if t != missing]
+    out = run_without([missing], f'''
+        import importlib, pkgutil
         import resnest_mm
-        from {present}.registry import MODELS
         from resnest_mm.registry import register_resnest
-        print(register_resnest(), type(MODELS.build(
-            dict(type='ResNeSt', depth=14))).__name__)
+        names = [m.name for m in pkgutil.walk_packages(
+            resnest_mm.__path__, 'resnest_mm.')]
+        for name in names:
+            importlib.import_module(name)
+        print(len(names), register_resnest())
+        for toolbox in {present!r}:
+            models = importlib.import_module(toolbox + '.registry').MODELS
+            print(toolbox, type(models.build(
+                dict(type='ResNeSt', depth=14))).__name__)
     ''')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                         text=True, check=True).stdout
-    assert out.strip() == f"['{present}'] ResNeSt"
+    lines = out.strip().splitlines()
+    count, registered = lines[0].split(' ', 1)
+    assert int(count) > 40
+    assert registered == repr(present)
+    assert lines[1:] == [f'{toolbox} ResNeSt' for toolbox in present]
 
 
 def test_registration_is_repeatable():
-    assert resnest_mm.registry.register_resnest() == ['mmdet', 'mmseg']
+    assert resnest_mm.registry.register_resnest() == list(TOOLBOXES)
