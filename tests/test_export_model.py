@@ -4,10 +4,12 @@ onnxruntime at two image sizes through one file, against mmdet's and mmseg's
 own ``model.predict`` on the same preprocessed tensor."""
 import importlib
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
+from PIL import Image
 
 from conftest import load_tool, randomize_
 from resnest_mm.deployment.detector_onnx import FasterRCNNGraph
@@ -24,6 +26,7 @@ main = load_tool('deployment/export_model.py').main
 #: the trace's), both multiples of the detector's padding (32); the detector
 #: also at 32x96, where its RPN keeps fewer than 1000 proposals.
 SIZES = ((128, 128), (64, 160))
+DETECTOR_SIZES = SIZES + ((32, 96), )
 #: onnxruntime against PyTorch (measured: boxes 6e-5 px, scores 3e-7,
 #: logits 4e-8 .. 1e-6): float rounding of other kernels, with margin.
 BOX_RTOL, BOX_ATOL, SCORE_ATOL, LOGIT_ATOL = 1e-3, 1e-2, 1e-4, 1e-4
@@ -48,17 +51,96 @@ def _random_checkpoint(model, head_fcs, path):
     return model.eval()
 
 
+def _image(size) -> torch.Tensor:
+    """The seeded ``(1, 3, H, W)`` model input of the comparisons at
+    ``size``."""
+    return torch.randn(1, 3, *size,
+                       generator=torch.Generator().manual_seed(size[1]))
+
+
+def _predict(model, image: torch.Tensor):
+    """mmdet's test path without rescaling: ``pred_instances``."""
+    from mmdet.structures import DetDataSample
+    sample = DetDataSample(metainfo=dict(img_shape=tuple(image.shape[2:]),
+                                         scale_factor=(1., 1.)))
+    with torch.no_grad():
+        return model.predict(image, [sample], rescale=False)[0].pred_instances
+
+
+def _craft_box_head(model, images) -> None:
+    """Box head weights under which ``images`` give several classes, boxes
+    of two classes on one object, and fewer than ``max_per_img``
+    detections: what the exported graph's per-class NMS and top-k must get
+    right (random or mmdet-initialized heads give every RoI the same
+    near-uniform scores, so 100 detections of one class).
+
+    Logits of classes 0 and 2 read random directions of the RoI features
+    orthogonal to each image's mean feature (so they vary over the RoIs of
+    every image, spread 2); class 1 is class 0 less 0.5 and regresses
+    almost the same box; the background logit, 8, leaves a few dozen RoIs
+    above ``score_thr``. Measured here: 34 to 65 detections, consecutive
+    scores at least 4e-6 apart and every score at least 1e-4 from
+    ``score_thr``, against 3e-7 between the runtimes, so neither the order
+    nor the count is left to rounding."""
+    head = model.roi_head.bbox_head
+    feats = []
+    hook = head.fc_cls.register_forward_hook(
+        lambda module, args, out: feats.append(args[0]))
+    for image in images:
+        _predict(model, image)
+    hook.remove()
+    basis = torch.linalg.qr(torch.stack([f.mean(0) for f in feats]).T)[0]
+    centred = torch.cat([f - f.mean(0) for f in feats])
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        cls = torch.randn(head.fc_cls.weight.shape, generator=gen)
+        cls -= cls @ basis @ basis.T
+        cls *= 2 / (centred @ cls.T).std(0)[:, None]
+        cls[1], cls[3] = cls[0], 0
+        head.fc_cls.weight.copy_(cls)
+        head.fc_cls.bias.copy_(torch.tensor([0, -0.5, 0, 8]))
+        reg = torch.randn(head.fc_reg.weight.shape, generator=gen) * 0.05
+        reg[4:8] = reg[:4] + torch.randn(4, reg.shape[1], generator=gen) * 0.01
+        head.fc_reg.weight.copy_(reg)
+
+
+def _assert_class_handling_is_exercised(model, want) -> None:
+    """``want`` (mmdet's detections) holds every class, two boxes of
+    different classes that overlap beyond the NMS threshold (class-agnostic
+    NMS would drop one) and fewer detections than ``max_per_img`` (the cut
+    hides no difference)."""
+    from torchvision.ops import box_iou
+    cfg = model.roi_head.test_cfg
+    assert 10 <= len(want) < cfg.max_per_img
+    assert len(want.labels.unique()) == model.roi_head.bbox_head.num_classes
+    other_class = want.labels[:, None] != want.labels[None]
+    overlap = box_iou(want.bboxes, want.bboxes) * other_class
+    assert overlap.max() > cfg.nms.iou_threshold
+
+
 @pytest.fixture(scope='module')
 def detector(tmp_path_factory):
-    """(model, onnx path, tool report): exported by the tool at 128x128."""
+    """(model, onnx path, tool report, tool's input): exported by the tool
+    at 128x128 and checked on a 128x128 image file."""
+    import mmcv
+    from resnest_mm.deployment.model_export import preprocess
     root = tmp_path_factory.mktemp('detector')
+    # seeded here: the box head's shared fcs keep their construction-time
+    # init, and a module-scoped fixture runs before the per-test seed
+    torch.manual_seed(0)
     model = _build(TOY_FASTER, 'mmdet')
-    head = model.roi_head.bbox_head
-    _random_checkpoint(model, [head.fc_cls, head.fc_reg], root / 'w.pth')
+    randomize_(model).eval()
+    picture = root / 'image.png'
+    Image.fromarray(np.random.default_rng(0).integers(
+        0, 256, (128, 128, 3), dtype=np.uint8)).save(picture)
+    tool_input = preprocess(model, mmcv.imread(str(picture)))
+    _craft_box_head(model, [_image(size) for size in DETECTOR_SIZES]
+                    + [tool_input])
+    torch.save({'state_dict': model.state_dict()}, root / 'w.pth')
     path = root / 'faster_rcnn.onnx'
     report = main([str(TOY_FASTER), str(root / 'w.pth'), '--out', str(path),
-                   '--shape', '128', '128'])
-    return model, str(path), report
+                   '--shape', '128', '128', '--image', str(picture)])
+    return model, str(path), report, tool_input
 
 
 @pytest.fixture(scope='module')
@@ -81,27 +163,23 @@ def _onnxruntime(path: str, image: torch.Tensor):
 
 
 def test_tool_reports_matching_detections(detector):
-    _, _, report = detector
+    model, _, report, tool_input = detector
+    _assert_class_handling_is_exercised(model, _predict(model, tool_input))
     assert report['detections'] == report['onnx_detections'] >= 10
     assert report['max_box_diff'] <= BOX_ATOL
     assert report['max_score_diff'] <= SCORE_ATOL
     assert report['labels_equal'] == 1
 
 
-@pytest.mark.parametrize('size', SIZES + ((32, 96), ))
+@pytest.mark.parametrize('size', DETECTOR_SIZES)
 def test_detector_matches_mmdet_predict(detector, size):
     """One file, two sizes: the same boxes, scores and labels, in the same
     order (best first), as mmdet's test path without rescaling."""
-    from mmdet.structures import DetDataSample
-    model, path, _ = detector
-    image = torch.randn(1, 3, *size, generator=torch.Generator()
-                        .manual_seed(size[1]))
-    sample = DetDataSample(metainfo=dict(img_shape=size,
-                                         scale_factor=(1., 1.)))
-    with torch.no_grad():
-        want = model.predict(image, [sample], rescale=False)[0].pred_instances
+    model, path = detector[:2]
+    image = _image(size)
+    want = _predict(model, image)
+    _assert_class_handling_is_exercised(model, want)
     boxes, scores, labels = _onnxruntime(path, image)
-    assert len(want) >= 10  # a meaningful comparison: several detections
     assert len(boxes) == len(want)
     torch.testing.assert_close(boxes, want.bboxes, rtol=BOX_RTOL,
                                atol=BOX_ATOL)
