@@ -3,7 +3,7 @@ configs, tools) is what ``mim search resnest_mm`` and ``mim train resnest_mm``
 read.
 
 mim looks for ``<site-packages>/resnest_mm/.mim``, which a wheel install has
-and the checkout's PEP 660 editable install does not (see the README), so the
+and the checkout's PEP 660 editable install does not (docs/en/tools.md), so the
 tests build a wheel from a copy of the checkout, unpack it into a folder and
 run mim with that folder first on ``PYTHONPATH``: the same files a
 ``pip install .`` puts into site-packages.

@@ -1,5 +1,5 @@
 """mmdet's own analysis tools, unchanged, on the toy configs (mmseg 1.2.2's
-fail for any model: see the README).
+fail for any model: see docs/en/visualization.md).
 
 The tools ship inside the installed packages
 (``<pkg>/.mim/tools/analysis_tools/``); they load a config with

@@ -3,7 +3,7 @@ toy COCO data and the toy UPerNet on the toy ADE20K data, each trained with
 ``tools/train.py`` on the generated data and scored by its own validation.
 
 Both runs are cut short (4 of 12 epochs, 40 of 160 iterations) to fit the
-suite's time budget; the README gives the full runs (RetinaNet box mAP 0.132,
+suite's time budget; docs/en/toy_datasets.md gives the full runs (RetinaNet box mAP 0.132,
 mAP@50 0.259, untrained 0.000 / 0.003; UPerNet mIoU 90.55, untrained 6.96).
 """
 from pathlib import Path

@@ -26,7 +26,7 @@ def test_memory_of_known_allocations():
 
 
 def test_with_cp_peak_is_at_least_40_percent_lower_at_equal_gradients():
-    """The README's claim, ResNeSt-50d at batch 8, 512^2: train-step peak
+    """docs/en/benchmarks.md's figure, ResNeSt-50d at batch 8, 512^2: train-step peak
     5125 -> 2143 MiB (0.418x), on a 1/16 scale model of it.
 
     The peak is activations (linear in width and in batch x pixels) plus

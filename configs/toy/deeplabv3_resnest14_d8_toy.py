@@ -1,6 +1,6 @@
 # DeepLabV3 with a quarter-width ResNeSt-14 (16-channel base) at output
-# stride 8, from scratch, on the toy ADE20K-format dataset: the README's
-# segmentation command. BN (one process), a 64-channel ASPP whose rates
+# stride 8, from scratch, on the toy ADE20K-format dataset
+# (docs/en/toy_datasets.md). BN (one process), a 64-channel ASPP whose rates
 # (1, 3, 6, 9) span the 12-16 px feature maps of 96-128 px inputs as mmseg's
 # (1, 12, 24, 36) span the 64 px maps of 512 px crops.
 _base_ = [

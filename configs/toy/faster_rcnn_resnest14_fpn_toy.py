@@ -1,5 +1,5 @@
 # Faster R-CNN with a half-width ResNeSt-14 from scratch on the toy shapes
-# dataset: the README's main command. Model parts shared with the toy Cascade
+# dataset: the README's main job. Model parts shared with the toy Cascade
 # R-CNN live in ./_base_/toy_coco_detection.py; 64 RoIs per image (a few
 # objects each).
 _base_ = [

@@ -53,7 +53,7 @@ class ResNeSt(BaseModule):
     Either ``depth`` (14, 26, 50, 101, 152, 200, 269) or ``arch`` (a preset
     name, see :data:`~resnest_mm.models.arch_presets.ARCH_PRESETS`) picks the
     network; ``None`` architecture arguments come from the preset, else from
-    mmdet's defaults. See the README for the full argument table.
+    mmdet's defaults. docs/en/backbone.md has the full argument table.
 
     Args:
         depth: Network depth.
