@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
+from conftest import load_tool
 from resnest_mm.models import ResNeSt
 from resnest_mm.models.split_attention import SplitAttentionConv2d
 from resnest_mm.visualization import (SplitAttentionProbe, VIEW_FILES,
@@ -26,6 +29,9 @@ TOOL = os.path.join('tools', 'analysis_tools', 'vis_split_attention.py')
 TOY_CONFIG = os.path.join(REPO, 'configs', 'toy',
                           'faster_rcnn_resnest14_fpn_toy.py')
 BLOCKS = ['layer1.0', 'layer2.0', 'layer3.0', 'layer4.0']
+#: Depth 26: two blocks per stage.
+BLOCKS26 = ['layer1.0', 'layer1.1', 'layer2.0', 'layer2.1', 'layer3.0',
+            'layer3.1', 'layer4.0', 'layer4.1']
 #: Tiny backbones covering the cases the viewer must handle.
 CASES = dict(
     radix2=dict(),
@@ -37,9 +43,10 @@ CASES = dict(
 )
 
 
-def tiny_backbone(deploy: bool = False, **kwargs) -> ResNeSt:
+def tiny_backbone(deploy: bool = False, depth: int = 14,
+                  **kwargs) -> ResNeSt:
     torch.manual_seed(0)
-    backbone = ResNeSt(depth=14, stem_channels=16, base_channels=8,
+    backbone = ResNeSt(depth=depth, stem_channels=16, base_channels=8,
                        **kwargs).eval()
     for module in backbone.modules():  # non-trivial eval-mode norms
         if isinstance(module, nn.BatchNorm2d):
@@ -166,6 +173,35 @@ def test_three_to_one_weights_entropy(radix):
                                                                  abs=1e-6)
 
 
+def probe_pass(backbone: nn.Module, *inputs: torch.Tensor):
+    """A probe over one forward pass per input, in order."""
+    with torch.no_grad(), SplitAttentionProbe(backbone) as probe:
+        for x in inputs:
+            backbone(x)
+    return probe
+
+
+def test_records_hold_the_last_forward_pass():
+    # a batch of 2, then of 1: no tensor of the first pass can pass for
+    # the second's, however alike the deep blocks' responses are
+    backbone = tiny_backbone(depth=26)
+    first, second = torch.randn(2, 3, 64, 64), torch.randn(1, 3, 64, 64)
+    probe = probe_pass(backbone, first, second)
+    alone = probe_pass(backbone, second)
+    assert list(probe.records) == BLOCKS26
+    for name, rec in probe.records.items():
+        expected = alone.records[name]
+        torch.testing.assert_close(rec.weights, expected.weights, rtol=1e-4,
+                                   atol=1e-5)
+        torch.testing.assert_close(rec.splits, expected.splits, rtol=1e-4,
+                                   atol=1e-5)
+    assert list(probe.stage_outputs) == ['layer1', 'layer2', 'layer3',
+                                         'layer4']
+    for name, out in probe.stage_outputs.items():
+        torch.testing.assert_close(out, alone.stage_outputs[name], rtol=1e-4,
+                                   atol=1e-5)
+
+
 def check_png(path: str, width: int, height: int) -> None:
     with Image.open(path) as image:
         image.load()
@@ -195,6 +231,58 @@ def test_views_are_drawn(case, tmp_path):
     assert all(0 <= b['entropy'] <= 1 for b in blocks)
 
 
+def capture_figures(monkeypatch) -> dict:
+    """PNG path -> the ``Figure`` saved there, for the drawn data."""
+    figures = {}
+    savefig = Figure.savefig
+
+    def capture(fig: Figure, path: str, **kwargs) -> None:
+        figures[path] = fig
+        savefig(fig, path, **kwargs)
+
+    monkeypatch.setattr(Figure, 'savefig', capture)
+    return figures
+
+
+@pytest.mark.parametrize('case', ['radix2', 'radix4_groups2'])
+def test_split_maps_draw_each_split_of_the_last_blocks(case, tmp_path,
+                                                       monkeypatch):
+    # two blocks per stage: the maps are the second block's, one split a
+    # column, compared with splits and weights recomputed here
+    backbone = tiny_backbone(depth=26, **CASES[case])
+    figures = capture_figures(monkeypatch)
+    seen = {}
+    handles = [
+        layer.register_forward_hook(
+            lambda m, args, out, name=name: seen.__setitem__(name, args[0]))
+        for name, layer in layers(backbone).items()
+    ]
+    picture = np.zeros((64, 64, 3), dtype=np.uint8)
+    paths = save_split_attention_views(
+        backbone, torch.randn(1, 3, 64, 64), picture, str(tmp_path), dpi=50)
+    for handle in handles:
+        handle.remove()
+    with open(paths['numbers']) as f:
+        assert [b['name'] for b in json.load(f)['blocks']] == BLOCKS26
+    last = ['layer1.1', 'layer2.1', 'layer3.1', 'layer4.1']
+    rows = np.array(figures[paths['split_maps']].axes).reshape(
+        len(last), 1 + backbone.radix)
+    assert [row[0].get_title() for row in rows] == [
+        f'{name} dominant' for name in last]
+    for row, name in zip(rows, last):
+        with torch.no_grad():
+            weights, splits = recompute(layers(backbone)[name], seen[name])
+        expected = (weights[..., None, None] * splits).sum(2)[0].numpy()
+        peak = expected.max()
+        # splits 0 and 1 differ well beyond the tolerance below
+        assert np.abs(expected[1] - expected[0]).max() > 1e-2 * peak, name
+        for r, ax in enumerate(row[1:]):
+            drawn = np.asarray(ax.get_images()[1].get_array())
+            np.testing.assert_allclose(drawn, expected[r], rtol=1e-4,
+                                       atol=1e-4 * peak,
+                                       err_msg=f'{name} split {r}')
+
+
 def test_missing_config_and_checkpoint_are_named(tmp_path):
     with pytest.raises(FileNotFoundError,
                        match="config file '.*nowhere.py' does not exist"):
@@ -208,23 +296,42 @@ def run_tool(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def test_cli_on_toy_config_and_arch(tmp_path):
+def test_cli_on_toy_config_and_arch(tmp_path, monkeypatch):
+    # in-process, to see the backbone and picture the tool hands to the
+    # drawing code
+    tool = load_tool('analysis_tools/vis_split_attention.py')
+    drawn = []
+
+    def capture(backbone, batch, picture, out_dir, **kwargs):
+        drawn.append((backbone, picture))
+        return save_split_attention_views(backbone, batch, picture, out_dir,
+                                          **kwargs)
+
+    monkeypatch.setattr(tool, 'save_split_attention_views', capture)
     image = tmp_path / 'shapes.png'
     Image.fromarray(np.random.default_rng(0).integers(
         0, 255, (96, 128, 3), dtype=np.uint8)).save(image)
+    # 128 x 96: the toy pipeline's Resize (128, 128) and padding to 32, and
+    # --size 128, leave it as it is
+    with Image.open(image) as f:
+        rgb = np.array(f.convert('RGB'))
+    assert (rgb[..., 0] != rgb[..., 2]).mean() > 0.9  # a BGR copy differs
     out = tmp_path / 'toy'
-    result = run_tool('--config', TOY_CONFIG, str(image), '--out-dir',
-                      str(out), '--device', 'cpu', '--cfg-options',
-                      'model.backbone.radix=4')
-    assert result.returncode == 0, result.stderr
+    tool.main(['--config', TOY_CONFIG, str(image), '--out-dir', str(out),
+               '--device', 'cpu', '--cfg-options', 'model.backbone.radix=4'])
     with open(out / 'shapes' / VIEW_FILES['numbers']) as f:
         blocks = json.load(f)['blocks']
     assert [b['radix'] for b in blocks] == [4] * 4  # --cfg-options applied
     out = tmp_path / 'arch'
-    result = run_tool('--arch', 'resnest14d', str(image), '--out-dir',
-                      str(out), '--size', '64', '--deploy')
-    assert result.returncode == 0, result.stderr
+    tool.main(['--arch', 'resnest14d', str(image), '--out-dir', str(out),
+               '--size', '128', '--deploy'])
     assert sorted(os.listdir(out / 'shapes')) == sorted(VIEW_FILES.values())
+    (config_backbone, config_picture), (arch_backbone, arch_picture) = drawn
+    assert not config_backbone.deploy
+    assert arch_backbone.deploy  # --deploy: switched, norms folded
+    assert not any(isinstance(m, _BatchNorm) for m in arch_backbone.modules())
+    np.testing.assert_array_equal(config_picture, rgb)
+    np.testing.assert_array_equal(arch_picture, rgb)
 
 
 def test_cli_names_a_missing_image(tmp_path):
