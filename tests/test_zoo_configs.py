@@ -7,6 +7,7 @@ two 64 px images, and the base recipe's BN and backbone-LR settings reach our
 backbone."""
 import copy
 import math
+import re
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Tuple
 
@@ -54,9 +55,13 @@ ZOO: Dict[str, Expect] = {
     'mask2former_resnest101_ade20k': Expect(False, True, 0.1),
 }
 #: The configs that run predict and a loss step: an S-101 config is its S-50
-#: one with depth 101 (checked by the build-level tests below), and its
-#: steps cost the most (Mask2Former S-101's loss step: over a minute).
+#: one with depth 101 (its depth is checked by test_backbone_is_ours), and
+#: its steps cost the most (Mask2Former S-101's loss step: over a minute).
 STEPPED = [name for name in sorted(ZOO) if '101' not in name]
+#: ResNeSt-50 and -101: blocks per stage (the ResNet-50/-101 layouts) and
+#: deep-stem width (the paper's 64 and 128).
+STAGE_BLOCKS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
+STEM_CHANNELS = {50: 64, 101: 128}
 
 
 class Built(NamedTuple):
@@ -198,6 +203,14 @@ def test_backbone_is_ours(built):
     assert type(built.model.backbone) is ResNeSt
     assert built.cfg.model.backbone.type == 'ResNeSt'
     assert 'resnest_mm' in built.cfg.custom_imports.imports
+    # the depth the name states, in the built stages: an S-101 config that
+    # kept its S-50 base's backbone would pass every other test here
+    depth = int(re.search(r'resnest(\d+)', built.name).group(1))
+    backbone = built.model.backbone
+    assert backbone.depth == depth, (built.name, backbone.depth)
+    assert [len(getattr(backbone, f'layer{i}')) for i in range(1, 5)] == (
+        STAGE_BLOCKS[depth]), built.name
+    assert backbone.layer1[0].conv1.in_channels == STEM_CHANNELS[depth]
 
 
 def test_necks_and_heads_take_the_backbone_channels(built):
