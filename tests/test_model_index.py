@@ -3,6 +3,7 @@ config, each listed config's backbone builds as our ResNeSt, its metadata
 matches the config, and results and weights appear only where mmdet or mmseg
 publish the same recipe, with their numbers."""
 import os.path as osp
+import re
 from pathlib import Path
 from typing import Dict, List
 
@@ -49,6 +50,17 @@ def _results(results) -> List[tuple]:
             else (r.task, r.dataset, r.metrics) for r in results or []]
 
 
+def _processes(resources: str) -> int:
+    """Training processes in a metafile's ``Training Resources``: ``'8x
+    GPUs'`` -> 8, ``'CPU'`` (the toy configs' one process) -> 1."""
+    if resources == 'CPU':
+        return 1
+    match = re.fullmatch(r'(\d+)x GPUs', resources)
+    assert match, (f'Training Resources {resources!r}: expected '
+                   "'Nx GPUs' or 'CPU'")
+    return int(match.group(1))
+
+
 def test_every_config_is_listed_once():
     """Every config under configs/ except the _base_ folders (which are not
     runnable models) is listed, the toy ones included; no name twice."""
@@ -81,7 +93,12 @@ def test_listed_config_builds_with_our_backbone(name):
         assert meta['Epochs'] == cfg.train_cfg.max_epochs
     else:
         assert meta['Iterations'] == cfg.train_cfg.max_iters
-    assert meta['Batch Size'] % cfg.train_dataloader.batch_size == 0
+    # the total batch: per-process batch x the processes the entry states
+    processes = _processes(meta['Training Resources'])
+    per_process = cfg.train_dataloader.batch_size
+    assert meta['Batch Size'] == per_process * processes, (
+        f"Batch Size {meta['Batch Size']} != {processes} processes x "
+        f'{per_process} per process')
 
 
 @pytest.mark.parametrize('name', sorted(MODELS))
