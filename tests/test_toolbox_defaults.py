@@ -158,3 +158,46 @@ def test_registered_builder_signature_shows_the_toolbox_defaults(toolbox):
     assert params['stem_channels'].default == 64
     theirs = peer_arguments(PEERS[toolbox])
     assert params['norm_eval'].default == theirs['norm_eval']
+
+
+#: Bottlenecks of ResNeSt-50: 3 + 4 + 6 + 3.
+BLOCKS_50 = 16
+
+
+@pytest.mark.parametrize('toolbox', PEERS)
+def test_init_weights_differs_only_in_the_zeroed_last_norms(toolbox):
+    """``init_weights()`` of a minimal config and of the toolbox's class.
+
+    Both say ``zero_init_residual=True``; ours zeroes every bottleneck's last
+    norm (each block starts as its shortcut), theirs cannot: their ResNet
+    looks for ``block is Bottleneck``, which ResNeSt's block never is, so
+    their last norms stay 1. Nothing else may differ: built from different
+    seeds, initialised from the same one, every other tensor is equal (same
+    Kaiming draws in the same module order, same constant norms)."""
+    torch.manual_seed(1)
+    ours = registered(toolbox, 'build', dict(type='ResNeSt', depth=50))
+    torch.manual_seed(2)
+    theirs = PEERS[toolbox](depth=50)
+    assert ours.zero_init_residual and theirs.zero_init_residual
+    for model in (ours, theirs):
+        torch.manual_seed(0)
+        model.init_weights()
+
+    last_norms = {
+        f'{stage}.{i}.{block.norm3_name}'
+        for stage in theirs.res_layers
+        for i, block in enumerate(getattr(theirs, stage))}
+    assert len(last_norms) == BLOCKS_50
+    norms = {name: m for name, m in theirs.named_modules()
+             if isinstance(m, _BatchNorm)}
+    assert last_norms < set(norms)
+    for name, norm in norms.items():  # theirs: every norm at weight 1, bias 0
+        assert (norm.weight == 1).all() and (norm.bias == 0).all(), name
+
+    ours_sd, theirs_sd = ours.state_dict(), theirs.state_dict()
+    assert list(ours_sd) == list(theirs_sd)
+    differ = {key for key in theirs_sd
+              if not torch.equal(ours_sd[key], theirs_sd[key])}
+    assert differ == {f'{name}.weight' for name in last_norms}
+    for name in last_norms:
+        assert (ours_sd[f'{name}.weight'] == 0).all(), name
