@@ -1,9 +1,22 @@
 """conftest's ``_default_scope`` fixture: a scope one test sets is gone in the
-next (pytest runs a file's tests in order, on one xdist worker)."""
+next.
+
+The leaking test and the check run in an inner pytest session (``pytester``)
+under this directory's own conftest, in that order and in one process, so
+the check means the same whether this file runs alone, first or on any
+xdist worker."""
+from pathlib import Path
+
+pytest_plugins = ['pytester']
+
+CONFTEST = Path(__file__).with_name('conftest.py')
+#: The inner test file: one test sets the mmseg scope for the whole process
+#: (as ``init_default_scope`` and every in-process Runner do), the next looks.
+INNER_TESTS = '''
 from mmengine.registry import DefaultScope, init_default_scope
 
 
-def _current_scope() -> str | None:
+def _current_scope():
     if not DefaultScope._instance_dict:
         return None
     return DefaultScope.get_current_instance().scope_name
@@ -16,3 +29,19 @@ def test_a_test_sets_the_mmseg_scope():
 
 def test_the_next_test_does_not_see_it():
     assert _current_scope() != 'mmseg'
+'''
+
+
+def test_a_scope_set_in_one_test_is_gone_in_the_next(pytester):
+    pytester.makeconftest(CONFTEST.read_text())
+    pytester.makepyfile(test_scopes=INNER_TESTS)
+    # importlib mode: the copy is not imported as ``conftest``, the name
+    # this directory's conftest already has in this process
+    result = pytester.runpytest_inprocess('-v', '-p', 'no:cacheprovider',
+                                          '--import-mode=importlib')
+    # both ran, the check after the leak, in one process
+    result.stdout.fnmatch_lines([
+        '*::test_a_test_sets_the_mmseg_scope PASSED*',
+        '*::test_the_next_test_does_not_see_it PASSED*',
+    ])
+    result.assert_outcomes(passed=2)
