@@ -14,7 +14,7 @@ The numbers follow mmdet's ``model.predict`` with ``rescale=False``:
   ``min_bbox_size`` dropped, NMS within each level (the class-offset trick
   of mmcv's ``batched_nms``), the ``max_per_img`` best kept;
 * RoIs pooled from the level ``floor(log2(sqrt(area) / finest_scale))``
-  (clamped to the levels), every level computed and the right one selected;
+  (clamped to the levels), each level pooling only its own RoIs;
 * box head: softmax scores, per-class decoded boxes, ``score > score_thr``,
   NMS per class, the ``max_per_img`` best.
 
@@ -23,7 +23,7 @@ H and W are dynamic. Outputs: ``boxes`` ``(N, 4)`` (x1, y1, x2, y2 in input
 pixels), ``scores`` ``(N,)``, ``labels`` ``(N,)`` int64, best score first.
 """
 import math
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torchvision
@@ -40,8 +40,12 @@ def _require(ok: bool, what: str, value, allowed: str) -> None:
 
 def image_size(image: Tensor) -> Tensor:
     """``(W, H, W, H)`` of ``image`` ``(B, C, H, W)`` as a float tensor that
-    stays dynamic when traced (box clipping bounds)."""
-    hw = torch._shape_as_tensor(image)[2:].to(image.dtype)
+    stays dynamic when traced (box clipping bounds): by ONNX's tracer
+    (``Shape``) and by ``torch.export`` (symbolic sizes)."""
+    if torch.onnx.is_in_onnx_export():
+        hw = torch._shape_as_tensor(image)[2:].to(image.dtype)
+    else:
+        hw = torch.stack([image.new_ones(()) * s for s in image.shape[2:]])
     return hw.flip(0).repeat(2)
 
 
@@ -77,6 +81,16 @@ def batched_nms(boxes: Tensor, scores: Tensor, groups: Tensor,
     return torchvision.ops.nms(shifted, scores, iou_threshold)
 
 
+def first_rows(n: int, *tensors: Tensor) -> List[Tensor]:
+    """The first ``n`` rows of each tensor (all of them when there are
+    fewer), dynamic in the row count for both tracers: ONNX's ``Slice``
+    clamps the end itself; ``torch.export`` needs the end as a symbolic
+    ``min``, or it fixes the comparison with ``n`` for the traced size."""
+    if not torch.onnx.is_in_onnx_export():
+        n = torch.sym_min(tensors[0].shape[0], n)
+    return [t[:n] for t in tensors]
+
+
 class FasterRCNNGraph(nn.Module):
     """``image (1, 3, H, W) -> (boxes, scores, labels)`` of ``detector``,
     whose test_cfg (rpn, rcnn) is read once here."""
@@ -96,9 +110,9 @@ class FasterRCNNGraph(nn.Module):
         _require(type(extractor) is SingleRoIExtractor, 'bbox_roi_extractor',
                  type(extractor).__name__, 'SingleRoIExtractor')
         for layer in extractor.roi_layers:
-            _require(type(layer).__name__ == 'RoIAlign'
-                     and layer.pool_mode == 'avg', 'roi_layer',
-                     f'{type(layer).__name__} ({layer.pool_mode})',
+            mode = getattr(layer, 'pool_mode', None)
+            _require(type(layer).__name__ == 'RoIAlign' and mode == 'avg',
+                     'roi_layer', f'{type(layer).__name__} ({mode})',
                      "RoIAlign with pool_mode='avg'")
         for name, head in (('rpn_head', rpn), ('bbox_head', roi.bbox_head)):
             coder = head.bbox_coder
@@ -148,7 +162,7 @@ class FasterRCNNGraph(nn.Module):
             deltas = deltas[0].permute(1, 2, 0).reshape(-1, 4)
             if nms_pre > 0:
                 score, order = score.sort(descending=True)
-                score, order = score[:nms_pre], order[:nms_pre]
+                score, order = first_rows(nms_pre, score, order)
                 deltas, priors = deltas[order], priors[order]
             boxes.append(decode_deltas(priors, deltas, head.bbox_coder, size))
             scores.append(score)
@@ -165,20 +179,21 @@ class FasterRCNNGraph(nn.Module):
         return boxes[keep[:cfg.max_per_img]]
 
     def pool(self, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
-        """``(R, C, h, w)`` features of ``rois`` ``(R, 5)``, each from the
-        level its size maps to (``SingleRoIExtractor.map_roi_levels``)."""
+        """``(R, C, h, w)`` features of ``rois`` ``(R, 5)``, each pooled
+        from the level its size maps to (``SingleRoIExtractor``): each level
+        pools only its own RoIs, and the results are put back in the RoIs'
+        order."""
         extractor = self.detector.roi_head.bbox_roi_extractor
-        levels = extractor.map_roi_levels(rois, len(feats))[:, None, None,
-                                                            None]
-        pooled = None
+        levels = extractor.map_roi_levels(rois, len(feats))
+        pooled, order = [], []
         for level, (feat, layer) in enumerate(zip(feats,
                                                   extractor.roi_layers)):
-            out = torchvision.ops.roi_align(
-                feat, rois, layer.output_size, layer.spatial_scale,
-                layer.sampling_ratio, layer.aligned)
-            pooled = out if pooled is None else torch.where(
-                levels == level, out, pooled)
-        return pooled
+            index = (levels == level).nonzero()[:, 0]
+            pooled.append(torchvision.ops.roi_align(
+                feat, rois[index], layer.output_size, layer.spatial_scale,
+                layer.sampling_ratio, layer.aligned))
+            order.append(index)
+        return torch.cat(pooled)[torch.cat(order).argsort()]
 
     def detections(self, proposals: Tensor, cls_score: Tensor,
                    bbox_pred: Tensor, size: Tensor
@@ -201,4 +216,3 @@ class FasterRCNNGraph(nn.Module):
         keep = batched_nms(boxes, scores, labels, cfg.nms.iou_threshold)
         keep = keep[:cfg.max_per_img]
         return boxes[keep], scores[keep], labels[keep]
-

@@ -23,7 +23,7 @@ from resnest_mm.deployment.detector_onnx import \
 from resnest_mm.deployment.segmentor_onnx import SegmentorGraph
 from resnest_mm.deployment.segmentor_onnx import \
     OUTPUT_NAMES as SEGMENTOR_OUTPUTS
-from resnest_mm.engine.run_config import TASK_SCOPES, read_config, task_of
+from resnest_mm.engine.run_config import read_config, task_of
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None):
@@ -54,22 +54,38 @@ def build_model(config: str, checkpoint: Optional[str] = None,
     return model.eval(), scope
 
 
+def graph_of(model: nn.Module, scope: str) -> nn.Module:
+    """The traceable test-time graph of ``model``; ``ValueError`` naming the
+    part it cannot express (another detector, head, NMS ...)."""
+    if scope == 'mmdet':
+        from mmdet.models.detectors import FasterRCNN
+        if type(model) is not FasterRCNN:
+            raise ValueError(
+                f'detector is {type(model).__name__}; export supports '
+                'FasterRCNN (RPNHead + StandardRoIHead, boxes) only')
+        return FasterRCNNGraph(model)
+    if scope == 'mmseg':
+        return SegmentorGraph(model)
+    raise ValueError(f"scope is {scope!r}; export supports 'mmdet' "
+                     "(Faster R-CNN) and 'mmseg' (EncoderDecoder) only")
+
+
 def export(model: nn.Module, scope: str, path: str, shape: Sequence[int],
            opset: int = 17) -> Tuple[str, ...]:
-    """Write ``model``'s test-time graph, traced on a ``(1, 3, *shape)``
-    image, to ``path``; returns the output names. Height and width are
-    dynamic (and the segmentor's batch; the detector's batch is 1)."""
+    """Write ``model``'s test-time graph (:func:`graph_of`), traced on a
+    ``(1, 3, *shape)`` image, to ``path``; returns the output names. Height
+    and width are dynamic (and the segmentor's batch; the detector's batch
+    is 1)."""
+    graph = graph_of(model, scope)
     if scope == 'mmdet':
-        graph, names = FasterRCNNGraph(model), DETECTOR_OUTPUTS
+        names = DETECTOR_OUTPUTS
         dynamic = {'image': {2: 'height', 3: 'width'}}
         dynamic.update({n: {0: 'detections'} for n in names})
-    elif scope == 'mmseg':
-        graph, names = SegmentorGraph(model), SEGMENTOR_OUTPUTS
+    else:
+        names = SEGMENTOR_OUTPUTS
         dynamic = {'image': {0: 'batch', 2: 'height', 3: 'width'},
                    'logits': {0: 'batch', 2: 'height', 3: 'width'},
                    'labels': {0: 'batch', 1: 'height', 2: 'width'}}
-    else:
-        raise ValueError(f'scope is {scope!r}; allowed: {TASK_SCOPES}')
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     image = torch.randn(1, 3, *shape)
     with torch.no_grad():
@@ -157,3 +173,69 @@ def detection_differences(got: Sequence[Tensor],
         max_score_diff=(got[1] - want[1]).abs().max().item(),
         labels_equal=(got[2] == want[2]).float().mean().item())
     return report
+
+
+def _iou(a: Tensor, b: Tensor) -> Tensor:
+    """Pairwise IoU of boxes ``a`` ``(N, 4)`` and ``b`` ``(M, 4)``."""
+    import torchvision
+    return torchvision.ops.box_iou(a, b)
+
+
+def _pair_one_way(src: Sequence[Tensor], dst: Sequence[Tensor],
+                  min_score: float, score_margin: float,
+                  min_iou: float) -> Dict[str, float]:
+    """Each detection of ``src`` with a score of at least ``min_score``,
+    best first, takes the unpaired one of ``dst`` (score at least
+    ``min_score - score_margin``) of least cost, the largest box coordinate
+    difference plus the score difference; the pair counts when its boxes
+    overlap by ``min_iou`` and its labels agree."""
+    confident = (src[1] >= min_score).nonzero()[:, 0]
+    candidates = (dst[1] >= min_score - score_margin).nonzero()[:, 0]
+    free = torch.ones(len(candidates), dtype=torch.bool)
+    paired, score_diff, worst_iou = 0, 0.0, 1.0
+    if len(confident) and len(candidates):
+        boxes, cand = src[0][confident], dst[0][candidates]
+        cost = ((boxes[:, None] - cand[None]).abs().amax(-1)
+                + (src[1][confident][:, None]
+                   - dst[1][candidates][None]).abs())
+        iou = _iou(boxes, cand)
+        for i in range(len(confident)):
+            row = cost[i].masked_fill(~free, float('inf'))
+            j = int(row.argmin())
+            if not free[j]:
+                break
+            free[j] = False
+            same = (src[2][confident[i]] == dst[2][candidates[j]]).item()
+            if iou[i, j] >= min_iou and same:
+                paired += 1
+                score_diff = max(score_diff, abs(
+                    src[1][confident[i]] - dst[1][candidates[j]]).item())
+                worst_iou = min(worst_iou, iou[i, j].item())
+    return dict(confident=len(confident), paired=paired,
+                max_score_diff=score_diff, min_iou=worst_iou)
+
+
+def pair_detections(got: Sequence[Tensor], want: Sequence[Tensor],
+                    min_score: float = 0.3, score_margin: float = 0.1,
+                    min_iou: float = 0.5) -> Dict[str, float]:
+    """Match two detection lists ``(boxes (N, 4), scores (N,), labels
+    (N,))`` that need not have equal lengths (an int8 model's against the
+    fp32 model's), both ways, by box and score.
+
+    The confident detections (score >= ``min_score``) of each side are
+    paired with the other side's (score >= ``min_score - score_margin``, so
+    a score just across the line on one side still pairs), see
+    :func:`_pair_one_way`. Returns, for ``want`` -> ``got`` and ``got`` ->
+    ``want``: confident counts, paired counts (same label, IoU >=
+    ``min_iou``), the largest score difference and the least IoU of a pair.
+    A model without NMS fails this: its duplicates find no partner.
+    """
+    forward = _pair_one_way(want, got, min_score, score_margin, min_iou)
+    backward = _pair_one_way(got, want, min_score, score_margin, min_iou)
+    return dict(want_confident=forward['confident'],
+                want_paired=forward['paired'],
+                got_confident=backward['confident'],
+                got_paired=backward['paired'],
+                paired_max_score_diff=max(forward['max_score_diff'],
+                                          backward['max_score_diff']),
+                paired_min_iou=min(forward['min_iou'], backward['min_iou']))

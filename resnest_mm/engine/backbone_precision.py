@@ -8,7 +8,7 @@ head, post-processing and the config's evaluator stay as they are, so the
 metrics printed are the model's with only the backbone's arithmetic changed.
 
 int8 calibrates on ``calib_images`` images of the ``train_dataloader``
-(the test set is not used to fit the activation ranges) passed through the
+(a train set that is the test or val set is refused) passed through the
 model's own data preprocessor; the quantized file is written to the work dir.
 """
 from typing import List, Optional
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from resnest_mm.deployment.low_precision import (FAST_ON, check_precision,
                                                  low_precision_backbone,
                                                  native_support)
+from resnest_mm.deployment.shipping import check_calibration_source
 from resnest_mm.models import ResNeSt
 
 
@@ -43,11 +44,11 @@ def calibration_batches(runner: Runner, owner: nn.Module, images: int,
                         loader: str = 'train_dataloader') -> List[Tensor]:
     """The first ``images`` images of the config's ``loader``, as the
     backbone sees them: ``(B, 3, H, W)`` batches from the data preprocessor
-    (normalised, padded; no batch augmentation)."""
+    (normalised, padded; no batch augmentation). A loader that reads the
+    test or val images is refused
+    (:func:`~resnest_mm.deployment.shipping.check_calibration_source`)."""
+    check_calibration_source(runner.cfg, loader)
     cfg = runner.cfg.get(loader)
-    if cfg is None:
-        raise ValueError(f'int8 calibration reads the config\'s {loader}; '
-                         'this config has none')
     batches, seen = [], 0
     with torch.no_grad():
         for data in Runner.build_dataloader(cfg, seed=0):
