@@ -10,6 +10,8 @@
     python tools/analysis_tools/benchmark.py gpu-suite  # every GPU target
     python tools/analysis_tools/benchmark.py low-precision --compile \
         --input-size 224 --repeats 15  # bf16, int8, onnxruntime on the CPU
+    python tools/analysis_tools/benchmark.py deployed \
+        configs/faster_rcnn_resnest50_fpn.py [CKPT] --profile  # per image
 
 ``backbone`` (:mod:`resnest_mm.benchmark.backbone`): eval and train speed and
 peak memory of every model in one process, interleaved, with ratios to
@@ -21,6 +23,11 @@ all GPU targets in one table; ``--quick`` runs it at toy sizes on a CPU.
 ``low-precision`` (:mod:`resnest_mm.benchmark.low_precision`): the deploy
 backbone in fp32, bf16 and int8 (onnxruntime) on the CPU against mmdet's fp32
 eager model, with the features' cosine similarity to fp32 on photographs.
+``deployed`` (:mod:`resnest_mm.benchmark.deployed`): per-image latency of
+the whole predict path (post-processing included) at the config's test
+size, batch 1: mmdet's or mmseg's stock fp32 eager model, ours eager, and
+each file ``tools/deployment/export_model.py --precision`` writes; several
+``CONFIG [CKPT]`` entries make one table; ``--quick`` runs toy sizes.
 Each command writes ``<out-dir>/<command>.json`` and
 ``.md`` and prints the tables; ``--update-docs`` also writes them between the
 ``<!-- benchmark-<command>:start -->`` and ``:end -->`` markers of
@@ -39,11 +46,14 @@ from resnest_mm.analysis.doc_tables import (BENCHMARKS_DOC, check_doc_table,
                                             update_doc_table)
 from resnest_mm.benchmark.backbone import backbone_markdown, bench_backbones
 from resnest_mm.benchmark.cp_memory import bench_cp_memory, cp_memory_markdown
+from resnest_mm.benchmark.deployed import (bench_deployed,
+                                           deployed_markdown, quick_defaults)
 from resnest_mm.benchmark.gpu_suite import run_gpu_suite
 from resnest_mm.benchmark.low_precision import (bench_low_precision,
                                                 low_precision_markdown)
 from resnest_mm.benchmark.peers import PEERS
 from resnest_mm.benchmark.timing import targets_table, write_report
+from resnest_mm.deployment.low_precision import PRECISIONS
 
 TOOL = 'tools/analysis_tools/benchmark.py'
 
@@ -118,6 +128,27 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                      'models (about a minute each for ResNeSt-50 on 2 '
                      'cores)')
 
+    dep = sub.add_parser('deployed', parents=[common],
+                         help='whole model per image: stock, ours, shipped '
+                         'files')
+    dep.add_argument('entries', nargs='+', metavar='CONFIG [CKPT]',
+                     help='Faster R-CNN or EncoderDecoder configs, each '
+                     'optionally followed by its checkpoint (default: '
+                     'random weights)')
+    dep.add_argument('--precisions', nargs='+', default=list(PRECISIONS),
+                     choices=PRECISIONS, help='the shipped files to time')
+    dep.add_argument('--image-size', type=int, nargs=2, metavar=('H', 'W'),
+                     help="default: the config's test size")
+    dep.add_argument('--calib-images', type=int, default=8,
+                     help='int8 calibration images')
+    dep.add_argument('--profile', action='store_true',
+                     help='also time each part (backbone, neck, RPN, RoI '
+                     'head, post-processing)')
+    dep.add_argument('--quick', action='store_true',
+                     help='2 repeats, 2 calibration images, the stock '
+                     'detector on 100 proposals: with a toy config, checks '
+                     'that every path runs (CI)')
+
     suite = sub.add_parser('gpu-suite', help='every GPU target in one run '
                            '(under 8 minutes on a CUDA card)')
     suite.add_argument('--device', default='cuda')
@@ -171,6 +202,13 @@ def run_command(args: argparse.Namespace) -> Tuple[dict, List[str]]:
                              'measures CPU inference; use --device cpu')
         result = bench_low_precision(args)
         return result, low_precision_markdown(result)
+    if args.command == 'deployed':
+        if args.device != 'cpu':
+            raise ValueError(f'--device {args.device}: deployed measures '
+                             'CPU inference; use --device cpu')
+        quick_defaults(args)
+        result = bench_deployed(args)
+        return result, deployed_markdown(result)
     from resnest_mm.benchmark.e2e import bench_e2e, e2e_markdown
     result = bench_e2e(args)
     return result, e2e_markdown(result)
