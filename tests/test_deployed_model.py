@@ -225,3 +225,31 @@ def test_segmentor_in_int8(tmp_path):
     print(f'int8: cosine {cosine:.4f}, {equal:.3f} of the labels equal')
     assert cosine >= 0.95
     assert equal >= 0.9
+
+
+class _Suppress(torch.nn.Module):
+    """Score threshold then per-group NMS, as the detector's last step."""
+
+    def forward(self, boxes, scores):
+        from resnest_mm.deployment.detector_onnx import batched_nms
+        keep = (scores > 0.5).nonzero()[:, 0]
+        boxes, scores = boxes[keep], scores[keep]
+        groups = torch.zeros_like(scores, dtype=torch.long)
+        keep = batched_nms(boxes, scores, groups, 0.5)[:100]
+        return boxes[keep], scores[keep]
+
+
+def test_exported_nms_keeps_any_number_of_boxes(tmp_path):
+    """A bf16 program's NMS returns 2, 1 or 0 boxes (torchvision's own fake
+    kernel would make the program assert 2 or more: an image with one
+    detection, or none, would fail)."""
+    boxes = torch.tensor([[0., 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]])
+    dynamic = {0: torch.export.Dim.DYNAMIC}
+    program = torch.export.export(
+        _Suppress(), (boxes, torch.tensor([0.9, 0.8, 0.7])),
+        dynamic_shapes={'boxes': dynamic, 'scores': dynamic}, strict=False)
+    torch.export.save(program, tmp_path / 'nms.pt2')
+    run = torch.export.load(tmp_path / 'nms.pt2').module()
+    for scores, kept in (([0.9, 0.8, 0.7], 2), ([0.9, 0.1, 0.1], 1),
+                         ([0.1, 0.1, 0.1], 0)):
+        assert len(run(boxes, torch.tensor(scores))[0]) == kept

@@ -258,6 +258,8 @@ def bench_deployed(args: argparse.Namespace) -> dict:
     cpu = cpu_features()
     result = dict(config=vars(args), cpu=cpu, torch=torch.__version__,
                   threads=torch.get_num_threads(), quick=args.quick,
+                  omp_wait_policy=os.environ.get('OMP_WAIT_POLICY',
+                                                 'default'),
                   slow_here=[p for p in args.precisions
                              if p in FAST_ON and not native_support(p, cpu)],
                   runs=[])
@@ -289,7 +291,9 @@ def deployed_markdown(result: dict) -> List[str]:
     lines = [f"Batch 1, {result['threads']} threads, {cfg['repeats']} "
              f"interleaved repeats after {cfg['warmup']} warm-up; CPU "
              f"{cpu['model']} (torch kernels {cpu['torch_capability']}; "
-             f"{', '.join(fast) or 'no AVX512-BF16/VNNI/AMX'}).", '']
+             f"{', '.join(fast) or 'no AVX512-BF16/VNNI/AMX'}); PyTorch's "
+             f"OpenMP wait policy {result['omp_wait_policy']}, onnxruntime's "
+             'spin-waiting off.', '']
     if result['quick']:
         lines += ['Quick mode: toy sizes; the numbers only show that every '
                   'path runs.', '']

@@ -69,16 +69,34 @@ def decode_deltas(priors: Tensor, deltas: Tensor, coder: nn.Module,
     return boxes
 
 
+@torch.library.custom_op('resnest_mm::nms', mutates_args=())
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """``torchvision.ops.nms`` for ``torch.export``: torchvision's own fake
+    kernel declares at least 2 kept boxes, which the exported program then
+    asserts at run time (an image with 0 or 1 detections fails); this one
+    declares 0 or more."""
+    return torchvision.ops.nms(boxes, scores, iou_threshold)
+
+
+@nms.register_fake
+def _nms_fake(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    kept = torch.library.get_ctx().new_dynamic_size(min=0)
+    return boxes.new_empty(kept, dtype=torch.long)
+
+
 def batched_nms(boxes: Tensor, scores: Tensor, groups: Tensor,
                 iou_threshold: float) -> Tensor:
     """Indices kept by NMS run separately within each group, best score
     first: the boxes of group ``g`` are shifted by ``g * (max + 1)`` so that
     no two groups overlap (mmcv's ``batched_nms`` below its split size).
     The zero appended before the max keeps an empty input valid in ONNX
-    Runtime; clipped boxes are >= 0, so it never changes the max."""
+    Runtime; clipped boxes are >= 0, so it never changes the max. ONNX gets
+    ``NonMaxSuppression`` (torchvision's op), everything else :func:`nms`."""
     top = torch.cat([boxes.reshape(-1), boxes.new_zeros(1)]).max()
     shifted = boxes + (groups.to(boxes) * (top + 1))[:, None]
-    return torchvision.ops.nms(shifted, scores, iou_threshold)
+    if torch.onnx.is_in_onnx_export():
+        return torchvision.ops.nms(shifted, scores, iou_threshold)
+    return nms(shifted, scores, iou_threshold)
 
 
 def first_rows(n: int, *tensors: Tensor) -> List[Tensor]:
