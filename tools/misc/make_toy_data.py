@@ -3,18 +3,21 @@
     python tools/misc/make_toy_data.py coco            # -> data/toy_coco/
     python tools/misc/make_toy_data.py coco --out-dir /tmp/toy --seed 1
     python tools/misc/make_toy_data.py ade20k          # -> data/toy_ade20k/
+    python tools/misc/make_toy_data.py cls             # -> data/toy_cls/
 
 The same seed writes the same files; existing files are overwritten.
 """
 import argparse
 from typing import List, Optional
 
-from resnest_mm.toy_data import make_toy_ade20k, make_toy_coco
+from resnest_mm.toy_data import (make_toy_ade20k, make_toy_classification,
+                                 make_toy_coco)
 
 #: Dataset kind -> (writer, default output folder).
 DATASETS = {
     'coco': (make_toy_coco, 'data/toy_coco'),
     'ade20k': (make_toy_ade20k, 'data/toy_ade20k'),
+    'cls': (make_toy_classification, 'data/toy_cls'),
 }
 
 
