@@ -11,7 +11,8 @@ behaves as it did with the toolbox's own class. mmengine's root ``MODELS``
 gets our class as it is, so the backbone is buildable when no toolbox is
 installed. Our segmentation pipeline steps (``CheckSegMap``) go into mmseg's
 ``TRANSFORMS``, our hooks (``StopOnInvalidLossHook``,
-``BackbonePrecisionHook``) into mmengine's ``HOOKS``.
+``BackbonePrecisionHook``, ``DropBlockScheduleHook``) into mmengine's
+``HOOKS``.
 """
 import importlib
 import inspect
@@ -24,6 +25,7 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 
 from resnest_mm.datasets import CheckSegMap
 from resnest_mm.engine.backbone_precision import BackbonePrecisionHook
+from resnest_mm.engine.drop_block_schedule import DropBlockScheduleHook
 from resnest_mm.engine.invalid_loss import StopOnInvalidLossHook
 from resnest_mm.models import ResNeSt
 
@@ -156,14 +158,15 @@ def register_seg_transforms() -> bool:
 
 
 def register_hooks() -> None:
-    """Register :class:`StopOnInvalidLossHook` and
-    :class:`BackbonePrecisionHook` in mmengine's root ``HOOKS``.
+    """Register :class:`StopOnInvalidLossHook`,
+    :class:`BackbonePrecisionHook` and :class:`DropBlockScheduleHook` in
+    mmengine's root ``HOOKS``.
 
-    mmdet's and mmseg's ``HOOKS`` look names up in their parent, the root, so
-    configs of either ``default_scope`` (and mmdet's and mmseg's own tools,
-    through ``custom_imports``) can list it.
+    mmdet's, mmseg's and MMPretrain's ``HOOKS`` look names up in their
+    parent, the root, so configs of any of these ``default_scope`` values
+    (and the toolboxes' own tools, through ``custom_imports``) can list them.
     """
-    MMENGINE_HOOKS.register_module('StopOnInvalidLossHook',
-                                   module=StopOnInvalidLossHook, force=True)
-    MMENGINE_HOOKS.register_module('BackbonePrecisionHook',
-                                   module=BackbonePrecisionHook, force=True)
+    for hook in (StopOnInvalidLossHook, BackbonePrecisionHook,
+                 DropBlockScheduleHook):
+        MMENGINE_HOOKS.register_module(hook.__name__, module=hook,
+                                       force=True)
