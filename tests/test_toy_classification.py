@@ -38,7 +38,8 @@ def test_one_folder_per_class_balanced(tmp_path):
         assert folders == list(TOY_CLS_CLASSES)
         for kind in TOY_CLS_CLASSES:
             files = sorted((tmp_path / split / kind).glob('*.jpg'))
-            assert len(files) == per_class
+            assert [f.name for f in files] == [
+                f'{kind}_{i:06d}.jpg' for i in range(1, per_class + 1)]
             assert cv2.imread(str(files[0])).shape == (48, 48, 3)
 
 

@@ -3,18 +3,19 @@
 ``make_toy_classification(root)`` writes MMPretrain's ``CustomDataset``
 folder layout (one sub-folder per class, the folder name is the label)::
 
-    root/train/circle/000001.jpg ...     (H, W, 3) BGR JPEG
+    root/train/circle/circle_000001.jpg ...     (H, W, 3) BGR JPEG
     root/train/square/...
     root/train/triangle/...
     root/val/circle/...
 
 so ``CustomDataset(data_root=root, data_prefix='train')`` reads it unchanged
 and numbers the classes in :data:`TOY_CLS_CLASSES` order (sorted folder
-names). The pictures come from the same drawing code as the toy COCO set
-(:mod:`resnest_mm.toy_data.shapes`): a noisy colour gradient with one shape
-of random size, position, rotation and colour, so a backbone pretrained on it
-has seen the toy detector's objects. Classes are balanced; the same ``seed``
-gives the same bytes on every machine.
+names). File names start with the class, as ImageNet's do, so no two images
+share a name. The pictures come from the same drawing code as the toy COCO
+set (:mod:`resnest_mm.toy_data.shapes`): a noisy colour gradient with one
+shape of random size, position, rotation and colour, so a backbone
+pretrained on it has seen the toy detector's objects. Classes are balanced;
+the same ``seed`` gives the same bytes on every machine.
 """
 from pathlib import Path
 from typing import Dict, Tuple, Union
@@ -81,7 +82,7 @@ def make_toy_classification(root: Union[str, Path],
         for index in range(1, per_class + 1):
             for kind in TOY_CLS_CLASSES:
                 img = _draw_image(rng, kind, image_size)
-                cv2.imwrite(str(root / split / kind / f'{index:06d}.jpg'),
-                            img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                path = root / split / kind / f'{kind}_{index:06d}.jpg'
+                cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
         written[split] = per_class * len(TOY_CLS_CLASSES)
     return written
