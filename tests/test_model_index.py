@@ -1,7 +1,8 @@
 """model-index.yml (what `mim search resnest_mm` reads) lists every shipped
 config, each listed config's backbone builds as our ResNeSt, its metadata
-matches the config, and results and weights appear only where mmdet or mmseg
-publish the same recipe, with their numbers."""
+matches the config (for classifiers also their data and classes), and
+results and weights appear only where mmdet or mmseg publish the same
+recipe, with their numbers."""
 import os.path as osp
 import re
 from pathlib import Path
@@ -25,6 +26,10 @@ MODELS = {m.name: m for m in INDEX.models}
 #: Our config -> the name of mmdet's/mmseg's config it is checked equal to
 #: (tests/test_det_configs.py, tests/test_seg_configs.py).
 RECIPES = {**DET_RECIPES, **{k: v for k, (v, _) in SEG_RECIPES.items()}}
+#: A classification config's dataset type -> the ``Training Data`` its entry
+#: states and the classes its head must predict.
+CLS_DATASETS = {'ImageNet': ('ImageNet-1k', 1000),
+                'CustomDataset': ('Toy shapes', 3)}
 
 
 def _upstream_models() -> Dict[str, dict]:
@@ -99,6 +104,30 @@ def test_listed_config_builds_with_our_backbone(name):
     assert meta['Batch Size'] == per_process * processes, (
         f"Batch Size {meta['Batch Size']} != {processes} processes x "
         f'{per_process} per process')
+
+
+@pytest.mark.parametrize('name', sorted(MODELS))
+def test_classifier_entries_state_their_model_and_data(name):
+    """MMPretrain configs (and only they) are listed as ImageClassifier,
+    with the data their dataloader reads and a head of its classes."""
+    model = MODELS[name]
+    cfg = Config.fromfile(str(REPO / model.config))
+    meta = model.metadata.data
+    if cfg.default_scope != 'mmpretrain':
+        assert meta['Architecture'][1] != 'ImageClassifier', name
+        return
+    assert meta['Architecture'][1] == cfg.model.type == 'ImageClassifier'
+    data, classes = CLS_DATASETS[cfg.train_dataloader.dataset.type]
+    assert meta['Training Data'] == data
+    assert cfg.model.head.num_classes == classes
+
+
+def test_every_classification_config_is_listed():
+    classifiers = {m.name for m in INDEX.models
+                   if m.metadata.data['Architecture'][1] == 'ImageClassifier'}
+    assert classifiers == {'resnest50_32xb64_in1k', 'resnest101_32xb64_in1k',
+                           'resnest50_fast_1s4x24d_32xb64_in1k',
+                           'resnest14_cls_toy'}
 
 
 @pytest.mark.parametrize('name', sorted(MODELS))

@@ -2,10 +2,11 @@
 
 Two ways in:
 
-* a detector or segmentor config: the model is built through ``MODELS``
-  under the config's ``default_scope`` (``mmdet``, ``mmseg``), the image goes
-  through the config's test pipeline (annotation steps dropped) and the
-  model's data preprocessor, and the backbone is ``model.backbone``;
+* a detector, segmentor or classifier config: the model is built through
+  ``MODELS`` under the config's ``default_scope`` (``mmdet``, ``mmseg``,
+  ``mmpretrain``), the image goes through the config's test pipeline
+  (annotation steps dropped) and the model's data preprocessor, and the
+  backbone is ``model.backbone``;
 * a bare ``arch`` preset (``resnest50d``): the image is resized (longer side
   ``size``, both sides multiples of 32) and normalised with the ImageNet
   mean and std.
@@ -71,10 +72,17 @@ def build_config_model(config: str,
                        cfg_options: Optional[dict] = None,
                        device: str = 'cpu') -> Tuple[nn.Module, Config]:
     """The config's model in eval mode, with ``checkpoint`` loaded, and the
-    config (after ``cfg_options``)."""
+    config (after ``cfg_options``).
+
+    A top-level ``data_preprocessor`` (MMPretrain's configs keep the
+    normalisation there) fills the model's, as mmengine's Runner does.
+    """
     cfg = read_config(config, cfg_options)
+    model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
-        model = MODELS.build(cfg.model)
+        model = MODELS.build(model_cfg)
     if not isinstance(getattr(model, 'backbone', None), nn.Module):
         raise ValueError(f'config={config!r} builds a {type(model).__name__} '
                          'without a backbone attribute')

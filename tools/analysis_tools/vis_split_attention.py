@@ -35,7 +35,8 @@ from resnest_mm.visualization.model_inputs import (arch_image_batch,
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument('--config', help='mmdet or mmseg config file')
+    source.add_argument('--config', help='mmdet, mmseg or MMPretrain '
+                        'config file')
     source.add_argument('--arch', help='bare backbone preset, e.g. resnest50d')
     parser.add_argument('images', nargs='+', help='image files')
     parser.add_argument('--checkpoint', help='weights to load')

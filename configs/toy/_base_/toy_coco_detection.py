@@ -4,6 +4,7 @@
 _base_ = [
     'mmdet::_base_/datasets/coco_detection.py',
     'mmdet::_base_/default_runtime.py',
+    './toy_resnest14.py',
 ]
 custom_imports = dict(imports=['resnest_mm'], allow_failed_imports=False)
 
@@ -67,20 +68,11 @@ default_hooks = dict(
 auto_scale_lr = dict(enable=False, base_batch_size=8)
 randomness = dict(seed=0)
 
-# The toy detectors' shared model parts: a half-width ResNeSt-14 from scratch
-# (BN, one process), a 64-channel FPN and RPN with anchors from 16 px (the
-# objects are 12-60 px), RoIs pooled from 2x2 samples per bin.
+# The toy detectors' shared model parts: the half-width ResNeSt-14 of
+# ./toy_resnest14.py (toy_backbone), a 64-channel FPN and RPN with anchors
+# from 16 px (the objects are 12-60 px), RoIs pooled from 2x2 samples per bin.
 toy_data_preprocessor = dict(
     mean=[123.68, 116.779, 103.939], std=[58.393, 57.12, 57.375])
-toy_backbone = dict(
-    type='ResNeSt',
-    depth=14,
-    stem_channels=32,
-    base_channels=32,
-    frozen_stages=-1,
-    norm_cfg=dict(type='BN', requires_grad=True),
-    norm_eval=False,
-    init_cfg=None)
 toy_neck = dict(in_channels=[128, 256, 512, 1024], out_channels=64)
 toy_rpn_head = dict(
     in_channels=64, feat_channels=64, anchor_generator=dict(scales=[4]))
