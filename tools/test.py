@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint of a detector or a segmentor on its test set.
+"""Evaluate a checkpoint of a detector, segmentor or classifier on its test set.
 
     python tools/test.py configs/faster_rcnn_resnest50_fpn.py CKPT
     python tools/test.py CONFIG CKPT --out results.pkl --show-dir vis
@@ -7,12 +7,12 @@
     bash tools/dist_test.sh CONFIG CKPT 8
 
 Same flags as mmdet's and mmseg's ``tools/test.py``; the config's
-``default_scope`` decides the task. ``--out`` dumps detection predictions to a
-pickle, or segmentation maps into a folder. ``--backbone-precision bf16`` or
-``int8`` runs the backbone (deploy mode) in that precision on the CPU and the
-rest in fp32 (see :mod:`resnest_mm.deployment.low_precision`). A ``.onnx``
-or ``.pt2`` file of ``tools/deployment/export_model.py`` in place of the
-checkpoint is tested itself, in its own runtime and precision
+``default_scope`` (mmdet, mmseg or mmpretrain) decides the task. ``--out``
+dumps detection or classification predictions to a pickle, or segmentation
+maps into a folder. ``--backbone-precision bf16`` or ``int8`` runs the
+backbone (deploy mode) in that precision on the CPU and the rest in fp32 (see :mod:`resnest_mm.deployment.low_precision`).
+A ``.onnx`` or ``.pt2`` file of ``tools/deployment/export_model.py`` in place
+of the checkpoint is tested itself, in its own runtime and precision
 (:class:`resnest_mm.deployment.deployed_model.DeployedModel`).
 """
 import argparse
@@ -25,6 +25,7 @@ from resnest_mm.deployment.low_precision import PRECISIONS
 from resnest_mm.engine.cli import build_runner, parse_run_args
 from resnest_mm.engine.data_checks import (TEST_LOADERS, built_dataset,
                                            check_data_paths)
+from resnest_mm.engine.model_checks import check_classifier_channels
 from resnest_mm.engine.run_config import (add_backbone_precision,
                                           add_dump_metric, apply_test_flags,
                                           load_run_config)
@@ -37,8 +38,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         '.onnx / .pt2 model (tools/deployment/'
                         'export_model.py)')
     parser.add_argument('--work-dir', help='where the metrics are written')
-    parser.add_argument('--out', help='dump predictions (detection: a .pkl '
-                        'file; segmentation: a folder of label maps)')
+    parser.add_argument('--out', help='dump predictions (detection, '
+                        'classification: a .pkl file; segmentation: a '
+                        'folder of label maps)')
     parser.add_argument('--show-dir', help='save drawn predictions here')
     parser.add_argument('--tta', action='store_true',
                         help="test-time augmentation (the config's "
@@ -58,6 +60,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     args = parse_args(argv)
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir,
                           args.launcher)
+    check_classifier_channels(cfg)
     if is_shipped_file(args.checkpoint) and (args.tta
                                              or args.backbone_precision):
         flag = '--tta' if args.tta else '--backbone-precision'

@@ -6,7 +6,7 @@ spin forever. Only local paths are checked; other storage backends are left to
 mmengine.
 """
 import os.path as osp
-from typing import Iterator, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 from mmengine.config import Config, ConfigDict
 
@@ -15,8 +15,8 @@ TRAIN_LOADERS = ('train_dataloader', 'val_dataloader')
 TEST_LOADERS = ('test_dataloader',)
 
 TOY_HINT = ('for the built-in toy data run `python '
-            'tools/misc/make_toy_data.py {coco,ade20k}`, or point data_root at your copy with '
-            '--cfg-options')
+            'tools/misc/make_toy_data.py {coco,ade20k,cls}`, or point '
+            'data_root at your copy with --cfg-options')
 
 
 def _datasets(cfg: ConfigDict, key: str) -> Iterator[Tuple[str, ConfigDict]]:
@@ -39,6 +39,13 @@ def _local_path(data_root: str, path: str) -> str:
         data_root, path)
 
 
+def _data_prefixes(dataset: ConfigDict) -> Dict[str, str]:
+    """``data_prefix`` as ``{name: folder}``: mmdet and mmseg give a dict,
+    MMPretrain's ``CustomDataset`` also a bare folder (``'train'``)."""
+    prefix = dataset.get('data_prefix') or {}
+    return {'': prefix} if isinstance(prefix, str) else dict(prefix)
+
+
 def missing_data_paths(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
     """One message per configured annotation file or folder that is absent."""
     problems = []
@@ -58,10 +65,11 @@ def missing_data_paths(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
                 if not osp.isfile(path):
                     problems.append(f'{key}.ann_file: file {path!r} does '
                                     'not exist')
-            for name, folder in (dataset.get('data_prefix') or {}).items():
+            for name, folder in _data_prefixes(dataset).items():
                 path = _local_path(data_root, folder)
                 if folder and not osp.isdir(path):
-                    problems.append(f'{key}.data_prefix.{name}: folder '
+                    where = f'.{name}' if name else ''
+                    problems.append(f'{key}.data_prefix{where}: folder '
                                     f'{path!r} does not exist')
     return problems
 
@@ -98,10 +106,11 @@ def _empty_error(cfg: Config, loader: str) -> ValueError:
     datasets = [d for _, d in _datasets(cfg[loader], loader)]
     ann_files = [_local_path(d.get('data_root') or '', d.ann_file)
                  for d in datasets if d.get('ann_file')]
-    if not ann_files:  # mmseg lists the images of a folder
-        folders = [_local_path(d.get('data_root') or '',
-                               (d.get('data_prefix') or {}).get('img_path', ''))
-                   for d in datasets]
+    if not ann_files:  # mmseg and MMPretrain list the images of a folder
+        folders = [_local_path(d.get('data_root') or '', folder)
+                   for d in datasets
+                   for name, folder in _data_prefixes(d).items()
+                   if name in ('', 'img_path')]
         return ValueError(f'{loader}: the dataset has no samples: no images '
                           f"(img_suffix, e.g. '.jpg') in {folders}")
     return ValueError(

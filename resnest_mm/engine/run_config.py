@@ -1,9 +1,9 @@
 """Turn a config file plus command-line flags into the config a Runner gets.
 
-``tools/train.py`` and ``tools/test.py`` serve detection and segmentation
-configs alike; the few places where mmdet and mmseg differ (how results are
-dumped, where visualisations go) are looked up from the config's
-``default_scope`` in one table here.
+``tools/train.py`` and ``tools/test.py`` serve detection, segmentation and
+classification configs alike; the few places where mmdet, mmseg and
+MMPretrain differ (how results are dumped, where visualisations go) are
+looked up from the config's ``default_scope`` here.
 """
 import atexit
 import os
@@ -16,7 +16,7 @@ from mmengine.config import Config
 from resnest_mm.engine.invalid_loss import StopOnInvalidLossHook
 
 #: ``default_scope`` values the tools accept.
-TASK_SCOPES = ('mmdet', 'mmseg')
+TASK_SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
 
 
 def read_config(config: str, cfg_options: Optional[Dict] = None) -> Config:
@@ -52,13 +52,14 @@ def load_run_config(config: str, cfg_options: Optional[Dict] = None,
 
 
 def task_of(cfg: Config) -> str:
-    """``'mmdet'`` or ``'mmseg'``: which toolbox the config belongs to."""
+    """One of :data:`TASK_SCOPES`: which toolbox the config belongs to."""
     scope = cfg.get('default_scope')
     if scope not in TASK_SCOPES:
         raise ValueError(
             f'default_scope={scope!r} in the config; these tools run '
-            f'detection or segmentation configs, default_scope one of '
-            f'{TASK_SCOPES} (inherit from an mmdet:: or mmseg:: base config)')
+            f'detection, segmentation or classification configs, '
+            f'default_scope one of {TASK_SCOPES} (inherit from an mmdet::, '
+            'mmseg:: or mmpretrain:: base config)')
     return scope
 
 
@@ -118,7 +119,8 @@ def apply_test_flags(cfg: Config, checkpoint: str, out: Optional[str] = None,
     """``CHECKPOINT``, ``--out``, ``--show-dir`` and ``--tta``, in place.
 
     ``--out`` is handled after the Runner exists (see :func:`add_dump_metric`)
-    for detection; for segmentation it is the evaluator's ``output_dir``.
+    for detection and classification; for segmentation it is the
+    evaluator's ``output_dir``.
     """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
@@ -129,10 +131,15 @@ def apply_test_flags(cfg: Config, checkpoint: str, out: Optional[str] = None,
         if hook is None:
             raise ValueError('--show-dir needs default_hooks.visualization '
                              'in the config')
-        hook.draw = True
+        if task == 'mmpretrain':  # as MMPretrain's tools/test.py sets it
+            hook.enable = True
+            hook.interval = 1  # every image (the hook's default: 5000th)
+            hook.out_dir = show_dir
+        else:
+            hook.draw = True
         if task == 'mmdet':
             hook.test_out_dir = show_dir
-        else:
+        elif task == 'mmseg':
             cfg.visualizer.save_dir = show_dir
     if out is not None and task == 'mmseg':
         cfg.test_evaluator.output_dir = out
@@ -159,14 +166,23 @@ def add_backbone_precision(cfg: Config, precision: Optional[str],
 
 
 def add_dump_metric(runner, cfg: Config, out: Optional[str]) -> None:
-    """Detection ``--out``: also dump raw predictions to a pickle file."""
-    if out is None or task_of(cfg) != 'mmdet':
+    """Detection and classification ``--out``: also dump the raw
+    predictions to a pickle file (mmdet's ``DumpDetResults``, mmengine's
+    ``DumpResults`` as MMPretrain's ``tools/test.py`` does)."""
+    task = task_of(cfg)
+    if out is None or task == 'mmseg':
         return
     if not out.endswith(('.pkl', '.pickle')):
-        raise ValueError(f'--out {out!r}: detection results are dumped as a '
+        kind = 'detection' if task == 'mmdet' else 'classification'
+        raise ValueError(f'--out {out!r}: {kind} results are dumped as a '
                          'pickle; use a .pkl path')
-    from mmdet.evaluation import DumpDetResults
-    runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
+    if task == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        metric = DumpDetResults(out_file_path=out)
+    else:
+        from mmengine.evaluator import DumpResults
+        metric = DumpResults(out_file_path=out)
+    runner.test_evaluator.metrics.append(metric)
 
 
 def setup_cpu_distributed(cfg: Config) -> None:
