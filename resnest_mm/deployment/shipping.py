@@ -85,8 +85,10 @@ def _dataset_sources(dataset: dict) -> List[Tuple[str, ...]]:
         return _dataset_sources(dataset['dataset'])
     root = dataset.get('data_root') or ''
     files = [dataset.get('ann_file') or '']
-    files += [str(v) for _, v in sorted(
-        (dataset.get('data_prefix') or {}).items())]
+    prefix = dataset.get('data_prefix') or {}
+    if isinstance(prefix, str):  # MMPretrain's CustomDataset: one folder
+        prefix = {'': prefix}
+    files += [str(v) for _, v in sorted(prefix.items())]
     return [tuple(os.path.normpath(os.path.join(root, f)) for f in files)]
 
 
