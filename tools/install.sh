@@ -2,9 +2,9 @@
 # Install resnest_mm and the OpenMMLab stack into the active Python environment.
 #
 # Idempotent: each step checks first and does nothing when it is already done,
-# so a second run takes seconds. The pinned stack (see README "Environment"):
+# so a second run takes seconds. The pinned stack (docs/en/get_started.md):
 #   torch 2.14.1 + torchvision 0.29.1, mmcv 2.1.0 (built here with its compiled
-#   ops), mmengine 0.10.7, mmdet 3.3.0, mmsegmentation 1.2.2.
+#   ops), mmengine 0.10.7, mmdet 3.3.0, mmsegmentation 1.2.2, mmpretrain 1.2.0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,8 +86,12 @@ if ! have mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 resnest==0.0.5 \
     mmpretrain==1.2.0 timm==1.0.31 onnx==1.23.2 onnxruntime==1.32.0 \
     scikit-image==0.25.2 seaborn==0.13.2 pytest-xdist==3.8.0 \
     || ! "$PY" -c 'import ftfy, regex, pytest, mmcv.cnn' 2>/dev/null; then
-  log 'mmengine, mmdet, mmsegmentation and test dependencies'
-  # mmseg 1.2.2 imports ftfy and regex without declaring them; scikit-image
+  log 'mmengine, mmdet, mmsegmentation, mmpretrain and test dependencies'
+  # mmseg 1.2.2 imports ftfy and regex without declaring them; mmpretrain
+  # 1.2.0 runs the classification configs (they inherit its mmpretrain::
+  # ResNeSt ImageNet configs) and the toy classifier, and its own ResNeSt is
+  # what the registration and converter tests compare against (1.2.0 is the
+  # version tested; setup.py's 'cls' extra allows 1.2.x); scikit-image
   # ships the sample photographs the pictures and tests use (no downloads);
   # mmdet's and mmseg's analyze_logs.py import seaborn without declaring it;
   # pytest-xdist runs the suite on two workers (pytest.ini).
