@@ -82,3 +82,21 @@ def test_classification_out_must_be_a_pickle(toy_dir):
                        r'results are dumped as a pickle; use a \.pkl path'):
         from resnest_mm.engine.run_config import add_dump_metric
         add_dump_metric(None, Config.fromfile(TOY_CLS), 'preds/')
+
+
+def test_int8_calibration_on_the_val_folder_is_refused(toy_dir):
+    """The calibration-source check reads CustomDataset's folder prefix:
+    a train set pointed at the val folder is refused, not calibrated on."""
+    import torch
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(Config.fromfile(TOY_CLS).model)
+    torch.save(dict(state_dict=model.state_dict()), toy_dir / 'ckpt.pth')
+    with pytest.raises(ValueError, match=r"int8 calibration reads "
+                       r"train_dataloader, whose dataset .*data/toy_cls/val.* "
+                       r"is also the val_dataloader's"):
+        test_tool.main([str(TOY_CLS), str(toy_dir / 'ckpt.pth'),
+                        '--work-dir', str(toy_dir / 'wd'),
+                        '--backbone-precision', 'int8', '--cfg-options',
+                        'train_dataloader.dataset.data_prefix=val'])
