@@ -253,3 +253,16 @@ def test_exported_nms_keeps_any_number_of_boxes(tmp_path):
     for scores, kept in (([0.9, 0.8, 0.7], 2), ([0.9, 0.1, 0.1], 1),
                          ([0.1, 0.1, 0.1], 0)):
         assert len(run(boxes, torch.tensor(scores))[0]) == kept
+
+
+def test_calibration_images_repeat(toy_coco):
+    """Seeded order and flips: two exports calibrate on the same tensors."""
+    options = {k: v for k, v in (o.split('=')
+                                 for o in _data_options(toy_coco))}
+    cfg, _ = load_config(str(TOY_FASTER), options)
+    model, _ = build_model(str(TOY_FASTER))
+    first = calibration_images(cfg, model.data_preprocessor, 4)
+    np.random.rand()  # another state of the global generators
+    second = calibration_images(cfg, model.data_preprocessor, 4)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)

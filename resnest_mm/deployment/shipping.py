@@ -115,10 +115,15 @@ def check_calibration_source(cfg, loader: str = 'train_dataloader') -> None:
 
 def calibration_images(cfg, preprocessor: nn.Module, images: int,
                        loader: str = 'train_dataloader') -> List[Tensor]:
-    """The first ``images`` images of ``cfg.<loader>`` (seeded order), one
-    by one through the model's data preprocessor: ``(1, 3, H, W)`` each.
-    Refuses a loader that reads the test or val images
+    """The first ``images`` images of ``cfg.<loader>``, one by one through
+    the model's data preprocessor: ``(1, 3, H, W)`` each. The order and the
+    pipeline's random steps (flips, crops) are seeded, so an export is
+    repeatable; the global random states are restored afterwards. Refuses a
+    loader that reads the test or val images
     (:func:`check_calibration_source`)."""
+    import random
+
+    import numpy as np
     from mmengine.runner import Runner
     check_calibration_source(cfg, loader)
     if images < 1:
@@ -127,12 +132,19 @@ def calibration_images(cfg, preprocessor: nn.Module, images: int,
     single = dict(cfg[loader], batch_size=1, num_workers=0,
                   persistent_workers=False)
     single.pop('batch_sampler', None)
+    states = random.getstate(), np.random.get_state()
+    random.seed(0)
+    np.random.seed(0)
     out = []
-    with torch.no_grad():
-        for data in Runner.build_dataloader(single, seed=0):
-            out.append(preprocessor(data, False)['inputs'])
-            if len(out) == images:
-                break
+    try:
+        with torch.no_grad():
+            for data in Runner.build_dataloader(single, seed=0):
+                out.append(preprocessor(data, False)['inputs'])
+                if len(out) == images:
+                    break
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
     return out
 
 
