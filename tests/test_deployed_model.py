@@ -195,6 +195,10 @@ def test_a_file_and_a_config_of_other_tasks_are_refused(shipped):
     with pytest.raises(ValueError, match='is a mmdet model; the config is '
                        'mmseg'):
         DeployedModel(shipped['fp32'], config=str(TOY_DEEPLAB))
+    with pytest.raises(ValueError, match='the config is mmpretrain; shipped '
+                       'files are detectors'):
+        DeployedModel(shipped['fp32'],
+                      config=str(REPO / 'configs/toy/resnest14_cls_toy.py'))
 
 
 def test_segmentor_in_int8(tmp_path):

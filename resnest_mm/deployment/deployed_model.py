@@ -126,6 +126,9 @@ class DeployedModel(BaseModel):
             raise ValueError(f'{path} holds no metadata (exported before '
                              '--precision); pass its config')
         self.scope = task_of(cfg)
+        if self.scope not in ('mmdet', 'mmseg'):
+            raise ValueError(f'the config is {self.scope}; shipped files are '
+                             "detectors ('mmdet') or segmentors ('mmseg')")
         if meta and meta['scope'] != self.scope:
             raise ValueError(f"{path} is a {meta['scope']} model; the config "
                              f'is {self.scope}')
