@@ -10,6 +10,8 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Dict
 
+from mmengine.registry import DefaultScope
+
 import resnest_mm
 from resnest_mm.models import ResNeSt
 from resnest_mm.registry import TOOLBOXES
@@ -32,7 +34,10 @@ def built_classes() -> Dict[str, str]:
             found[scope] = 'not installed'
             continue
         try:
-            model = registry.MODELS.build(dict(type='ResNeSt', depth=50))
+            # A default scope set by the caller would send the build to
+            # that scope's registry; each registry is asked in its own.
+            with DefaultScope.overwrite_default_scope(scope):
+                model = registry.MODELS.build(dict(type='ResNeSt', depth=50))
         except Exception as err:  # reported, with the exit status
             found[scope] = f'error: {type(err).__name__}: {err}'
             continue

@@ -7,6 +7,7 @@ import sys
 import mmdet.models.backbones.resnest as mmdet_resnest
 import pytest
 from mmdet.registry import MODELS as MMDET_MODELS
+from mmengine.registry import DefaultScope
 
 from conftest import REPO
 from hidden_toolbox import run_without
@@ -52,3 +53,12 @@ def test_another_class_fails_the_check(mmdet_own_resnest, capsys):
     out, err = capsys.readouterr()
     assert 'mmdet.models.backbones.resnest.ResNeSt' in out
     assert "not resnest_mm's ResNeSt in: mmdet" in err
+
+
+def test_a_default_scope_of_another_toolbox_does_not_hide_it(
+        mmdet_own_resnest, capsys):
+    """With mmseg's scope current, mmdet's registry would hand the build to
+    mmseg's and report ours; each registry must be asked in its own scope."""
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        assert main() == 1
+    assert "not resnest_mm's ResNeSt in: mmdet" in capsys.readouterr().err
