@@ -17,8 +17,9 @@ from torch import nn
 
 from resnest_mm.deployment.low_precision import (
     CALIBRATION_PHOTOS, CHECK_PHOTOS, Bf16Backbone, OrtBackbone,
-    avd_pools_as_convs, cpu_features, deploy_copy, level_cosines,
-    low_precision_backbone, native_support, ort_session, photo_batches)
+    avd_pools_as_convs, cpu_features, deploy_copy, describe_cpu,
+    level_cosines, low_precision_backbone, native_support, ort_session,
+    photo_batches, slow_precision_notes)
 from resnest_mm.engine.backbone_precision import (BackbonePrecisionHook,
                                                   owner_of_backbone)
 from resnest_mm.models import ResNeSt
@@ -196,6 +197,21 @@ def test_cpu_features_read_from_cpuinfo(tmp_path):
     missing = cpu_features(str(tmp_path / 'none'))
     assert missing['model'] == 'unknown'
     assert not native_support('int8', missing)
+
+
+def test_tables_name_the_cpu_and_what_it_lacks(tmp_path):
+    info = tmp_path / 'cpuinfo'
+    info.write_text('model name\t: Test CPU 9000\n'
+                    'flags\t\t: fpu avx2 avx512_vnni\n')
+    described = describe_cpu(cpu_features(str(info)))
+    assert described.startswith('Test CPU 9000 (torch kernels ')
+    assert described.endswith('; avx512_vnni)')
+    bare = describe_cpu(cpu_features(str(tmp_path / 'none')))
+    assert bare.endswith('; no AVX512-BF16/VNNI/AMX)')
+    bf16, int8 = slow_precision_notes(['bf16', 'int8'])
+    assert bf16.startswith('This CPU has none of avx512_bf16, amx_bf16: bf16 ')
+    assert int8.startswith('This CPU has none of avx512_vnni, avx_vnni, '
+                           'amx_int8: int8 ')
 
 
 def test_bad_precision_and_calibration_are_named(resnest50, tmp_path):

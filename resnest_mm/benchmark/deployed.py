@@ -35,7 +35,9 @@ from resnest_mm.benchmark.part_profile import (eager_part_times,
 from resnest_mm.benchmark.timing import interleaved, summary, target
 from resnest_mm.deployment.deployed_model import DeployedModel, image_batch
 from resnest_mm.deployment.low_precision import (CALIBRATION_PHOTOS, FAST_ON,
-                                                 cpu_features, native_support)
+                                                 cpu_features, describe_cpu,
+                                                 native_support,
+                                                 slow_precision_notes)
 from resnest_mm.deployment.model_export import (build_model, load_config,
                                                 model_registry)
 from resnest_mm.deployment.shipping import (EXTENSIONS, calibration_images,
@@ -287,11 +289,9 @@ def deployed_targets(run: dict) -> List[dict]:
 
 def deployed_markdown(result: dict) -> List[str]:
     cfg, cpu = result['config'], result['cpu']
-    fast = [k for k, v in cpu.items() if v is True]
     lines = [f"Batch 1, {result['threads']} threads, {cfg['repeats']} "
              f"interleaved repeats after {cfg['warmup']} warm-up; CPU "
-             f"{cpu['model']} (torch kernels {cpu['torch_capability']}; "
-             f"{', '.join(fast) or 'no AVX512-BF16/VNNI/AMX'}); PyTorch's "
+             f"{describe_cpu(cpu)}; PyTorch's "
              f"OpenMP wait policy {result['omp_wait_policy']}, onnxruntime's "
              'spin-waiting off.', '']
     if result['quick']:
@@ -322,10 +322,7 @@ def deployed_markdown(result: dict) -> List[str]:
                       f"{cfg['repeats']}):", '']
             lines += profile_table(run['profile'], run['scope'])
         lines.append('')
-    for precision in result['slow_here']:
-        lines += [f'This CPU has none of {", ".join(FAST_ON[precision])}: '
-                  f'{precision} runs without its fast instructions here, so '
-                  'its speed says nothing about a CPU that has them.']
+    lines += slow_precision_notes(result['slow_here'])
     return lines
 
 

@@ -25,12 +25,13 @@ from torch import nn
 from resnest_mm.benchmark.peers import build_peer, compiled_deploy
 from resnest_mm.benchmark.timing import interleaved, summary, target
 from resnest_mm.deployment.low_precision import (CALIBRATION_PHOTOS,
-                                                 CHECK_PHOTOS, FAST_ON,
-                                                 Bf16Backbone,
+                                                 CHECK_PHOTOS, Bf16Backbone,
                                                  OrtBackbone, cpu_features,
-                                                 deploy_copy, level_cosines,
+                                                 deploy_copy, describe_cpu,
+                                                 level_cosines,
                                                  native_support, photo_batches,
-                                                 quantize_int8)
+                                                 quantize_int8,
+                                                 slow_precision_notes)
 from resnest_mm.models import ResNeSt
 
 #: The issue's goals, as speed ratios to mmdet's fp32 eager model.
@@ -120,13 +121,10 @@ def low_precision_targets(result: dict) -> List[dict]:
 
 def low_precision_markdown(result: dict) -> List[str]:
     cfg, cpu = result['config'], result['cpu']
-    fast = [k for k, v in cpu.items() if v is True]
     lines = [f"{cfg['arch']}, batch {cfg['batch_size']}, "
              f"{cfg['input_size']}x{cfg['input_size']}, "
              f"{result['threads']} threads, {cfg['repeats']} interleaved "
-             f"repeats; CPU {cpu['model']} (torch kernels "
-             f"{cpu['torch_capability']}; "
-             f"{', '.join(fast) or 'no AVX512-BF16/VNNI/AMX'}); "
+             f"repeats; CPU {describe_cpu(cpu)}; "
              'onnxruntime spin-waiting off', '',
              '| model | ms / batch (median) | speed / mmdet fp32 eager | '
              'min cosine to fp32, per level |', '|---|---|---|---|']
@@ -135,8 +133,6 @@ def low_precision_markdown(result: dict) -> List[str]:
         cos = ', '.join(f'{c:.5f}' for c in peer['min_cosine_per_level'])
         lines.append(f'| {name} | {ms:.1f} | {_ratio(result, name):.2f} | '
                      f'{cos} |')
-    for precision in result['slow_here']:
-        lines += ['', f'This CPU has none of {", ".join(FAST_ON[precision])}'
-                  f': {precision} runs without its fast instructions here, '
-                  'so its speed says nothing about a CPU that has them.']
+    for note in slow_precision_notes(result['slow_here']):
+        lines += ['', note]
     return lines

@@ -73,6 +73,22 @@ def cpu_features(cpuinfo: str = '/proc/cpuinfo') -> Dict[str, object]:
                 **{f: f in flags for f in wanted})
 
 
+def describe_cpu(cpu: Dict[str, object]) -> str:
+    """``cpu_features()`` in words, for a table's provenance: the model,
+    torch's kernel level and the fast instruction sets it has."""
+    fast = [k for k, v in cpu.items() if v is True]
+    return (f"{cpu['model']} (torch kernels {cpu['torch_capability']}; "
+            f"{', '.join(fast) or 'no AVX512-BF16/VNNI/AMX'})")
+
+
+def slow_precision_notes(precisions: Iterable[str]) -> List[str]:
+    """One sentence per precision this CPU runs without its fast
+    instructions, so that a reader does not take its speed as typical."""
+    return [f'This CPU has none of {", ".join(FAST_ON[p])}: {p} runs without '
+            'its fast instructions here, so its speed says nothing about a '
+            'CPU that has them.' for p in precisions]
+
+
 def native_support(precision: str,
                    features: Optional[Dict[str, object]] = None) -> bool:
     """Whether the CPU (``features`` of :func:`cpu_features`, default this
