@@ -1,6 +1,5 @@
 """The toy ADE20K-format dataset: layout, labels, determinism, and that the
 unchanged ``ADE20KDataset`` reads it."""
-import hashlib
 from pathlib import Path
 
 import cv2
@@ -10,6 +9,7 @@ from mmengine.registry import DefaultScope
 
 import resnest_mm  # noqa: F401  (registers CheckSegMap)
 from conftest import load_tool
+from toy_runs import tree_digest
 from resnest_mm.toy_data import (TOY_ADE20K_CLASSES, TOY_ADE20K_LABELS,
                                  make_toy_ade20k)
 from resnest_mm.toy_data.ade20k import texture
@@ -22,14 +22,6 @@ def toy_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp('toy_ade20k')
     make_toy_ade20k(root, splits=SMALL)
     return root
-
-
-def _digest(root: Path) -> str:
-    sha = hashlib.sha256()
-    for path in sorted(root.rglob('*.*')):
-        sha.update(str(path.relative_to(root)).encode())
-        sha.update(path.read_bytes())
-    return sha.hexdigest()
 
 
 def test_ade20k_layout(toy_root):
@@ -70,8 +62,8 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     splits = {'training': 2, 'validation': 1}
     for name, seed in (('a', 0), ('b', 0), ('c', 1)):
         make_toy_ade20k(tmp_path / name, splits=splits, seed=seed)
-    assert _digest(tmp_path / 'a') == _digest(tmp_path / 'b')
-    assert _digest(tmp_path / 'a') != _digest(tmp_path / 'c')
+    assert tree_digest(tmp_path / 'a') == tree_digest(tmp_path / 'b')
+    assert tree_digest(tmp_path / 'a') != tree_digest(tmp_path / 'c')
 
 
 def _load(root: Path, split: str, metainfo=None):

@@ -1,6 +1,5 @@
 """The toy classification generator: deterministic, balanced, one whole
 shape per image, and read by MMPretrain's CustomDataset as it is."""
-import hashlib
 
 import cv2
 import numpy as np
@@ -8,26 +7,18 @@ import pytest
 from mmpretrain.datasets import CustomDataset
 
 from conftest import load_tool
+from toy_runs import tree_digest
 from resnest_mm.toy_data import TOY_CLS_CLASSES, make_toy_classification
 
 SPLITS = {'train': 4, 'val': 2}
-
-
-def _digest(root):
-    h = hashlib.sha256()
-    for path in sorted(root.rglob('*')):
-        if path.is_file():
-            h.update(path.relative_to(root).as_posix().encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     make_toy_classification(tmp_path / 'a', SPLITS, seed=3)
     make_toy_classification(tmp_path / 'b', SPLITS, seed=3)
     make_toy_classification(tmp_path / 'c', SPLITS, seed=4)
-    assert _digest(tmp_path / 'a') == _digest(tmp_path / 'b')
-    assert _digest(tmp_path / 'a') != _digest(tmp_path / 'c')
+    assert tree_digest(tmp_path / 'a') == tree_digest(tmp_path / 'b')
+    assert tree_digest(tmp_path / 'a') != tree_digest(tmp_path / 'c')
 
 
 def test_one_folder_per_class_balanced(tmp_path):

@@ -1,5 +1,4 @@
 """The toy COCO generator: deterministic, valid, and read by mmdet as is."""
-import hashlib
 import json
 
 import numpy as np
@@ -7,26 +6,18 @@ import pytest
 from mmdet.datasets import CocoDataset
 
 from conftest import load_tool
+from toy_runs import tree_digest
 from resnest_mm.toy_data import TOY_COCO_CLASSES, make_toy_coco
 
 SPLITS = {'train2017': 12, 'val2017': 4}
-
-
-def _digest(root):
-    h = hashlib.sha256()
-    for path in sorted(root.rglob('*')):
-        if path.is_file():
-            h.update(path.relative_to(root).as_posix().encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     make_toy_coco(tmp_path / 'a', SPLITS, seed=3)
     make_toy_coco(tmp_path / 'b', SPLITS, seed=3)
     make_toy_coco(tmp_path / 'c', SPLITS, seed=4)
-    assert _digest(tmp_path / 'a') == _digest(tmp_path / 'b')
-    assert _digest(tmp_path / 'a') != _digest(tmp_path / 'c')
+    assert tree_digest(tmp_path / 'a') == tree_digest(tmp_path / 'b')
+    assert tree_digest(tmp_path / 'a') != tree_digest(tmp_path / 'c')
 
 
 def test_annotations_describe_the_drawn_objects(tmp_path):

@@ -1,4 +1,6 @@
-"""Helpers for tests that run tools/train.py and tools/test.py for real."""
+"""Helpers for tests that run tools/train.py and tools/test.py for real, and
+for the tests of the toy datasets they run on."""
+import hashlib
 import os
 import re
 import subprocess
@@ -87,3 +89,14 @@ def read_image(path: Path) -> 'np.ndarray':
     img = cv2.imread(str(path))
     assert img is not None, f'{path} does not decode'
     return img
+
+
+def tree_digest(root: Path) -> str:
+    """SHA-256 over every file under ``root``: its relative path and bytes,
+    in sorted order; equal digests mean byte-identical datasets."""
+    sha = hashlib.sha256()
+    for path in sorted(root.rglob('*')):
+        if path.is_file():
+            sha.update(path.relative_to(root).as_posix().encode())
+            sha.update(path.read_bytes())
+    return sha.hexdigest()
