@@ -239,3 +239,13 @@ def test_hook_finds_the_backbone_and_refuses_others():
     assert owner_of_backbone(wrapped) is ours
     with pytest.raises(ValueError, match='ResNet'):
         owner_of_backbone(Detector(ResNet(depth=18)))
+
+
+def test_a_feature_map_has_cosine_one_with_itself():
+    """Large non-negative maps (post-ReLU, as the backbone's): a float32 sum
+    gives about 1 + 1e-5 here."""
+    torch.manual_seed(0)
+    levels = [torch.relu(torch.randn(2, 256, 56, 56)) * 3,
+              torch.relu(torch.randn(2, 2048, 7, 7))]
+    for cosine in level_cosines(levels, levels):
+        assert abs(cosine - 1) < 1e-9

@@ -296,7 +296,8 @@ def photo_batches(names: Iterable[str], size: int,
 def level_cosines(reference: Iterable[Tensor],
                   other: Iterable[Tensor]) -> List[float]:
     """Per level, the cosine similarity of the two feature maps, each
-    flattened over the whole batch."""
+    flattened over the whole batch. Computed in float64: float32 sums over
+    a few million elements put a map's cosine with itself above 1."""
     return [torch.nn.functional.cosine_similarity(
-        a.float().flatten(), b.float().flatten(), dim=0).item()
+        a.double().flatten(), b.double().flatten(), dim=0).item()
         for a, b in zip(reference, other)]
