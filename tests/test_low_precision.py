@@ -19,7 +19,7 @@ from resnest_mm.deployment.low_precision import (
     CALIBRATION_PHOTOS, CHECK_PHOTOS, Bf16Backbone, OrtBackbone,
     avd_pools_as_convs, cpu_features, deploy_copy, describe_cpu,
     level_cosines, low_precision_backbone, native_support, ort_session,
-    photo_batches, slow_precision_notes)
+    photo_batches, slow_precision_notes, slow_precision_warning)
 from resnest_mm.engine.backbone_precision import (BackbonePrecisionHook,
                                                   owner_of_backbone)
 from resnest_mm.models import ResNeSt
@@ -208,6 +208,11 @@ def test_tables_name_the_cpu_and_what_it_lacks(tmp_path):
     assert described.endswith('; avx512_vnni)')
     bare = describe_cpu(cpu_features(str(tmp_path / 'none')))
     assert bare.endswith('; no AVX512-BF16/VNNI/AMX)')
+    vnni = cpu_features(str(info))
+    assert slow_precision_warning('int8', vnni) is None
+    assert slow_precision_warning('fp32', vnni) is None
+    assert slow_precision_warning('bf16', vnni).startswith(
+        'this CPU has none of avx512_bf16, amx_bf16: bf16 runs without them')
     bf16, int8 = slow_precision_notes(['bf16', 'int8'])
     assert bf16.startswith('This CPU has none of avx512_bf16, amx_bf16: bf16 ')
     assert int8.startswith('This CPU has none of avx512_vnni, avx_vnni, '

@@ -29,8 +29,8 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from torch import Tensor
 
-from resnest_mm.deployment.low_precision import (FAST_ON, native_support,
-                                                 ort_session)
+from resnest_mm.deployment.low_precision import (ort_session,
+                                                 slow_precision_warning)
 from resnest_mm.deployment.model_export import model_registry
 from resnest_mm.deployment.shipping import read_metadata
 from resnest_mm.engine.run_config import read_config, task_of
@@ -147,19 +147,10 @@ class DeployedModel(BaseModel):
             'align_corners', False)
         self.run = (_torch_runner(path) if path.endswith('.pt2')
                     else _onnx_runner(path, threads))
-        if self.slow_here():
+        slow = slow_precision_warning(self.precision)
+        if slow:
             from mmengine.logging import print_log
-            print_log(self.slow_here(), logger='current', level=30)
-
-    def slow_here(self) -> Optional[str]:
-        """A warning when this CPU lacks the instructions that make the
-        file's precision fast (the results hold, the speed does not)."""
-        if self.precision in FAST_ON and not native_support(self.precision):
-            names = ', '.join(FAST_ON[self.precision])
-            return (f'this CPU has none of {names}: {self.precision} runs '
-                    'without them, so the metrics hold but the speed here '
-                    'is no guide to a CPU that has them')
-        return None
+            print_log(slow, logger='current', level=30)
 
     def outputs(self, image: Tensor) -> Tuple[Tensor, ...]:
         """The file's outputs for one preprocessed image ``(1, 3, H, W)``:

@@ -97,6 +97,20 @@ def native_support(precision: str,
     return any(features.get(f) for f in FAST_ON.get(precision, ()))
 
 
+def slow_precision_warning(
+        precision: str,
+        features: Optional[Dict[str, object]] = None) -> Optional[str]:
+    """The warning a run in ``precision`` logs when the CPU (``features``
+    of :func:`cpu_features`, default this one) lacks the instructions that
+    make ``precision`` fast (the metrics hold, the speed does not); ``None``
+    where it has them or ``precision`` needs none."""
+    if precision not in FAST_ON or native_support(precision, features):
+        return None
+    return (f'this CPU has none of {", ".join(FAST_ON[precision])}: '
+            f'{precision} runs without them, so the metrics hold but the '
+            'speed here is no guide to a CPU that has them')
+
+
 def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise ValueError(f'precision={precision!r}; choose from {PRECISIONS}')

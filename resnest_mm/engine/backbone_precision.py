@@ -19,9 +19,9 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from torch import Tensor, nn
 
-from resnest_mm.deployment.low_precision import (FAST_ON, check_precision,
+from resnest_mm.deployment.low_precision import (check_precision,
                                                  low_precision_backbone,
-                                                 native_support)
+                                                 slow_precision_warning)
 from resnest_mm.deployment.shipping import check_calibration_source
 from resnest_mm.models import ResNeSt
 
@@ -95,8 +95,6 @@ class BackbonePrecisionHook(Hook):
         runner.logger.info(
             f'backbone in {self.precision} for this test '
             f'({type(owner.backbone).__name__})')
-        if self.precision in FAST_ON and not native_support(self.precision):
-            runner.logger.warning(
-                f'this CPU has none of {", ".join(FAST_ON[self.precision])}: '
-                f'{self.precision} runs without them, so the metrics hold '
-                'but the speed here is no guide to a CPU that has them')
+        slow = slow_precision_warning(self.precision)
+        if slow:
+            runner.logger.warning(slow)

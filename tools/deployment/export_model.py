@@ -26,7 +26,8 @@ import numpy as np
 from mmengine.config import DictAction
 
 from resnest_mm.deployment.deployed_model import DeployedModel
-from resnest_mm.deployment.low_precision import PRECISIONS
+from resnest_mm.deployment.low_precision import (PRECISIONS,
+                                                 slow_precision_warning)
 from resnest_mm.deployment.model_export import (build_model,
                                                 detection_differences,
                                                 load_config, pair_detections,
@@ -106,7 +107,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
           'fp32 model on one image:')
     for key, value in report.items():
         print(f'  {key}: {value:.4g}')
-    warning = deployed.slow_here()
+    warning = slow_precision_warning(args.precision)
     if warning:
         print(f'note: {warning}')
     return report
