@@ -40,18 +40,21 @@ def _seed():
     torch.manual_seed(0)
 
 
-@pytest.fixture(autouse=True)
-def _default_scope():
-    """Leave mmengine's default scope as the test found it.
-
-    ``init_default_scope`` and every in-process Runner set it for the whole
-    process, and which files share a worker's process changes from run to run
-    under xdist; a leaked ``mmseg`` scope would make mmdet's ``MODELS.build``
-    look in mmseg's registry.
-    """
+def _restore_default_scope():
     before = dict(DefaultScope._instance_dict)
     yield
     DefaultScope._instance_dict = before
+
+
+#: Leave mmengine's default scope as each test found it, and as each module
+#: found it: ``init_default_scope`` and every in-process Runner set it for the
+#: whole process, also from module-scoped fixtures (which run before a test's
+#: own fixtures), and which files share a worker's process changes from run to
+#: run under xdist; a leaked ``mmseg`` scope would make mmdet's
+#: ``MODELS.build`` look in mmseg's registry.
+_default_scope = pytest.fixture(autouse=True)(_restore_default_scope)
+_module_default_scope = pytest.fixture(autouse=True, scope='module')(
+    _restore_default_scope)
 
 
 def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:

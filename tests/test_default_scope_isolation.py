@@ -1,5 +1,5 @@
-"""conftest's ``_default_scope`` fixture: a scope one test sets is gone in the
-next.
+"""conftest's default-scope fixtures: a scope one test sets is gone in the
+next, and a scope a module-scoped fixture sets is gone in the next module.
 
 The leaking test and the check run in an inner pytest session (``pytester``)
 under this directory's own conftest, in that order and in one process, so
@@ -30,6 +30,29 @@ def test_a_test_sets_the_mmseg_scope():
 def test_the_next_test_does_not_see_it():
     assert _current_scope() != 'mmseg'
 '''
+#: A module whose module-scoped fixture sets the scope (set up before any
+#: function-scoped fixture of its test), and a module that runs after it.
+MODULE_FIXTURE_TESTS = '''
+import pytest
+from mmengine.registry import DefaultScope, init_default_scope
+
+
+@pytest.fixture(scope='module')
+def built_in_mmseg():
+    init_default_scope('mmseg')
+
+
+def test_a_module_fixture_sets_the_mmseg_scope(built_in_mmseg):
+    assert DefaultScope.get_current_instance().scope_name == 'mmseg'
+'''
+NEXT_MODULE_TESTS = '''
+from mmengine.registry import DefaultScope
+
+
+def test_the_next_module_does_not_see_it():
+    current = DefaultScope.get_current_instance()
+    assert current is None or current.scope_name != 'mmseg'
+'''
 
 
 def test_a_scope_set_in_one_test_is_gone_in_the_next(pytester):
@@ -43,5 +66,19 @@ def test_a_scope_set_in_one_test_is_gone_in_the_next(pytester):
     result.stdout.fnmatch_lines([
         '*::test_a_test_sets_the_mmseg_scope PASSED*',
         '*::test_the_next_test_does_not_see_it PASSED*',
+    ])
+    result.assert_outcomes(passed=2)
+
+
+def test_a_scope_set_by_a_module_fixture_is_gone_in_the_next_module(
+        pytester):
+    pytester.makeconftest(CONFTEST.read_text())
+    pytester.makepyfile(test_a_sets=MODULE_FIXTURE_TESTS,
+                        test_b_looks=NEXT_MODULE_TESTS)
+    result = pytester.runpytest_inprocess('-v', '-p', 'no:cacheprovider',
+                                          '--import-mode=importlib')
+    result.stdout.fnmatch_lines([
+        '*test_a_sets.py::test_a_module_fixture_sets_the_mmseg_scope PASSED*',
+        '*test_b_looks.py::test_the_next_module_does_not_see_it PASSED*',
     ])
     result.assert_outcomes(passed=2)
