@@ -55,13 +55,19 @@ def test_the_next_module_does_not_see_it():
 '''
 
 
-def test_a_scope_set_in_one_test_is_gone_in_the_next(pytester):
+def run_inner(pytester, **files: str):
+    """``files`` (module name -> source) in an inner pytest session, in one
+    process, under a copy of this directory's conftest."""
     pytester.makeconftest(CONFTEST.read_text())
-    pytester.makepyfile(test_scopes=INNER_TESTS)
+    pytester.makepyfile(**files)
     # importlib mode: the copy is not imported as ``conftest``, the name
     # this directory's conftest already has in this process
-    result = pytester.runpytest_inprocess('-v', '-p', 'no:cacheprovider',
-                                          '--import-mode=importlib')
+    return pytester.runpytest_inprocess('-v', '-p', 'no:cacheprovider',
+                                        '--import-mode=importlib')
+
+
+def test_a_scope_set_in_one_test_is_gone_in_the_next(pytester):
+    result = run_inner(pytester, test_scopes=INNER_TESTS)
     # both ran, the check after the leak, in one process
     result.stdout.fnmatch_lines([
         '*::test_a_test_sets_the_mmseg_scope PASSED*',
@@ -72,11 +78,8 @@ def test_a_scope_set_in_one_test_is_gone_in_the_next(pytester):
 
 def test_a_scope_set_by_a_module_fixture_is_gone_in_the_next_module(
         pytester):
-    pytester.makeconftest(CONFTEST.read_text())
-    pytester.makepyfile(test_a_sets=MODULE_FIXTURE_TESTS,
-                        test_b_looks=NEXT_MODULE_TESTS)
-    result = pytester.runpytest_inprocess('-v', '-p', 'no:cacheprovider',
-                                          '--import-mode=importlib')
+    result = run_inner(pytester, test_a_sets=MODULE_FIXTURE_TESTS,
+                       test_b_looks=NEXT_MODULE_TESTS)
     result.stdout.fnmatch_lines([
         '*test_a_sets.py::test_a_module_fixture_sets_the_mmseg_scope PASSED*',
         '*test_b_looks.py::test_the_next_module_does_not_see_it PASSED*',

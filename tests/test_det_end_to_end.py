@@ -61,6 +61,18 @@ def _untrained_checkpoint(path: Path) -> Path:
     return path
 
 
+def assert_map_within_a_point(proc, fp32_proc, label: str) -> None:
+    """Print box mAP and mAP@50 of a ``tools/test.py`` run beside fp32's;
+    the box mAP must be within one point (0.01) of fp32's."""
+    print()
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50'):
+        print(f'{key}: {label} {logged_metric(proc, key):.3f}, '
+              f'fp32 {logged_metric(fp32_proc, key):.3f}')
+    key = 'coco/bbox_mAP'
+    assert abs(logged_metric(proc, key)
+               - logged_metric(fp32_proc, key)) <= 0.01
+
+
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     """Train the toy Faster R-CNN once, as the README's main command does;
@@ -233,13 +245,7 @@ def test_test_tool_scores_the_shipped_int8_file(trained, tested,
     root, _ = trained
     proc = run_tool('test.py', [TOY_FASTER, shipped_int8[0], '--work-dir',
                                 tmp_path / 'shipped'], cwd=root)
-    print()
-    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50'):
-        print(f'{key}: shipped int8 {logged_metric(proc, key):.3f}, '
-              f'fp32 {logged_metric(tested[0], key):.3f}')
-    key = 'coco/bbox_mAP'
-    assert abs(logged_metric(proc, key)
-               - logged_metric(tested[0], key)) <= 0.01
+    assert_map_within_a_point(proc, tested[0], 'shipped int8')
 
 
 @pytest.mark.parametrize('precision', ['bf16', 'int8'])
@@ -261,13 +267,7 @@ def test_low_precision_backbone_keeps_the_map(trained, tested, tmp_path,
         not native_support(precision))
     if precision == 'int8':
         assert (tmp_path / 'lp/backbone_int8.onnx').is_file()
-    print()
-    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50'):
-        print(f'{key}: {precision} {logged_metric(proc, key):.3f}, '
-              f'fp32 {logged_metric(tested[0], key):.3f}')
-    key = 'coco/bbox_mAP'
-    assert abs(logged_metric(proc, key)
-               - logged_metric(tested[0], key)) <= 0.01
+    assert_map_within_a_point(proc, tested[0], precision)
 
 
 def test_trained_backbone_low_precision_on_photographs(trained):
